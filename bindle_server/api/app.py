@@ -1,0 +1,50 @@
+"""create_app(settings): the ASGI application, its lifespan and its routers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bindle_server import __version__
+from bindle_server.api.errors import install_error_handlers
+from bindle_server.api.routes import health, invoices, query, relationships
+from bindle_server.config import Settings
+from bindle_server.search import SqliteIndex
+from bindle_server.service import BindleService
+from bindle_server.storage import open_stores
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/v1"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the application; stores and index open in its lifespan, not at import."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stores = open_stores(settings.storage_url)
+        index = SqliteIndex(stores.index_location)
+        service = BindleService(stores, index)
+        await service.recover()
+        app.state.service = service
+        log.info("serving bindles from %s", stores.description)
+        try:
+            yield
+        finally:
+            await index.close()
+
+    app = FastAPI(
+        title="Bindle server",
+        version=__version__,
+        summary="Bindle v1 protocol: invoices and content-addressed parcels",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for router in (invoices.router, relationships.router, query.router):
+        app.include_router(router, prefix=API_PREFIX)
+    app.include_router(health.router)
+    return app

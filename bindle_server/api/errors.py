@@ -1,0 +1,75 @@
+"""Domain errors to HTTP: one table of statuses, one TOML error body for every failure."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
+
+from bindle_server import errors
+from bindle_server.model import error_document
+
+log = logging.getLogger(__name__)
+
+# Looked up along the exception's MRO, so a subclass inherits its parent's status.
+STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
+    errors.InvalidInput: 400,
+    errors.NotFound: 404,
+    errors.InvoiceYanked: 403,
+    errors.AlreadyExists: 409,
+    errors.YankedOnCreate: 422,
+    errors.RangeNotSatisfiable: 416,
+    errors.InsufficientStorage: 507,
+}
+
+TOML = "application/toml"
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(error_document(message), status_code=status, media_type=TOML, headers=headers)
+
+
+def status_for(exc: errors.BindleError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]
+    return 500
+
+
+async def _bindle_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, errors.BindleError)
+    status = status_for(exc)
+    headers = None
+    if isinstance(exc, errors.RangeNotSatisfiable):
+        headers = {"Content-Range": f"bytes */{exc.size}"}
+    if status >= 500:
+        log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
+    return error_response(status, exc.message, headers)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
+    )
+    return error_response(400, f"invalid request: {problems}")
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("%s %s failed unexpectedly", request.method, request.url.path)
+    return error_response(500, "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(errors.BindleError, _bindle_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

@@ -1,0 +1,74 @@
+"""`/v1/_i`: create invoices; read, yank and reach parcels through `/v1/_i/{path}`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from bindle_server.api.deps import ServiceDep
+from bindle_server.api.errors import error_response
+from bindle_server.api.paths import parse_target
+from bindle_server.api.responses import document_response, response_format
+from bindle_server.api.routes import parcels
+from bindle_server.model import Format, to_document
+from bindle_server.search.query import parse_boolean
+
+router = APIRouter()
+
+
+def _yanked_param(request: Request) -> bool:
+    raw = request.query_params.get("yanked")
+    return False if raw is None else parse_boolean(raw, "yanked")
+
+
+def _body_format(request: Request) -> Format:
+    content_type = request.headers.get("content-type", "")
+    essence = content_type.split(";", 1)[0].strip().lower()
+    return Format.JSON if essence == "application/json" else Format.TOML
+
+
+@router.post("/_i", status_code=201)
+async def create_invoice(request: Request, service: ServiceDep) -> Response:
+    """Store a new invoice. 201 when all its parcels are stored, 202 with `missing` otherwise."""
+    created = await service.create_invoice(await request.body(), _body_format(request))
+    fmt = response_format(request)
+    document = {
+        "invoice": to_document(created.invoice, fmt),
+        "missing": [to_document(label, fmt) for label in created.missing],
+    }
+    return document_response(request, document, fmt, 202 if created.missing else 201)
+
+
+@router.get("/_i/{path:path}")
+@router.head("/_i/{path:path}")
+async def get_invoice_or_parcel(path: str, request: Request, service: ServiceDep) -> Response:
+    """An invoice (`?yanked=true` to read a yanked one), or a parcel's bytes through it."""
+    target = parse_target(path)
+    allow_yanked = _yanked_param(request)
+    if target.sha256 is not None:
+        return await parcels.download(
+            request, service, target.bindle_id, target.sha256, allow_yanked
+        )
+    invoice = await service.get_invoice(target.bindle_id, allow_yanked=allow_yanked)
+    fmt = response_format(request)
+    return document_response(request, to_document(invoice, fmt), fmt)
+
+
+@router.post("/_i/{path:path}")
+async def upload_parcel(path: str, request: Request, service: ServiceDep) -> Response:
+    """Upload a parcel's bytes (any content type, chunked or not); 200 when stored."""
+    target = parse_target(path)
+    if target.sha256 is None:
+        return error_response(405, "invoices are created by POST to /_i, not to their own path")
+    return await parcels.upload(request, service, target.bindle_id, target.sha256)
+
+
+@router.delete("/_i/{path:path}")
+async def yank_invoice(path: str, request: Request, service: ServiceDep) -> Response:
+    """Yank an invoice; yanking it again is a successful no-op."""
+    target = parse_target(path)
+    if target.sha256 is not None:
+        return error_response(405, "parcels cannot be deleted; yank the invoice instead")
+    await service.yank_invoice(target.bindle_id)
+    fmt = response_format(request)
+    return document_response(request, {"message": "invoice yanked"}, fmt)

@@ -1,0 +1,63 @@
+"""Parcel upload and download through an invoice, with `Range` and a strong `ETag`."""
+
+from __future__ import annotations
+
+from fastapi import Request
+from starlette.responses import Response, StreamingResponse
+
+from bindle_server.api.ranges import parse_range
+from bindle_server.api.responses import document_response, response_format
+from bindle_server.model import BindleId
+from bindle_server.service import BindleService
+
+
+async def upload(
+    request: Request, service: BindleService, bindle_id: BindleId, sha256: str
+) -> Response:
+    length_header = request.headers.get("content-length")
+    content_length = int(length_header) if length_header and length_header.isdigit() else None
+    await service.upload_parcel(bindle_id, sha256, request.stream(), content_length)
+    fmt = response_format(request)
+    return document_response(request, {"message": "parcel created"}, fmt)
+
+
+async def download(
+    request: Request,
+    service: BindleService,
+    bindle_id: BindleId,
+    sha256: str,
+    allow_yanked: bool,
+) -> Response:
+    label = await service.parcel_label(bindle_id, sha256, allow_yanked=allow_yanked)
+    # The digest names the exact bytes forever, so it is a perfect strong validator.
+    etag = f'"{sha256}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes"}
+    if _matches_etag(request.headers.get("if-none-match"), etag):
+        return Response(status_code=304, headers=headers)
+    range_header = request.headers.get("range")
+    if_range = request.headers.get("if-range")
+    if if_range is not None and if_range.strip() != etag:
+        range_header = None
+    byte_range = parse_range(range_header, label.size)
+    status = 200
+    start, end = 0, label.size
+    if byte_range is not None:
+        start, end = byte_range
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{label.size}"
+    headers["Content-Length"] = str(end - start)
+    if request.method == "HEAD":
+        return Response(status_code=status, headers=headers, media_type=label.media_type)
+    return StreamingResponse(
+        service.read_parcel(sha256, start, end),
+        status_code=status,
+        headers=headers,
+        media_type=label.media_type,
+    )
+
+
+def _matches_etag(header: str | None, etag: str) -> bool:
+    if header is None:
+        return False
+    candidates = [candidate.strip().removeprefix("W/") for candidate in header.split(",")]
+    return "*" in candidates or etag in candidates

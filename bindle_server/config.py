@@ -1,0 +1,42 @@
+"""Server settings: built once by the CLI (or a test) and passed down, never a global."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ADDRESS = "127.0.0.1:8080"
+
+
+class Settings(BaseSettings):
+    """Configuration of one server process; every field can come from a BINDLE_* variable."""
+
+    model_config = SettingsConfigDict(env_prefix="BINDLE_", extra="ignore", populate_by_name=True)
+
+    address: str = Field(
+        default=DEFAULT_ADDRESS,
+        # The reference server's variable name, kept so existing deployments carry over.
+        validation_alias=AliasChoices("BINDLE_IP_ADDRESS_PORT", "BINDLE_ADDRESS"),
+        description="host:port to listen on",
+    )
+    directory: Path = Field(
+        default=Path("storage"),
+        description="data directory of the embedded backend (invoices, parcels, index)",
+    )
+    storage: str | None = Field(
+        default=None,
+        description="storage URL (file://PATH or memory://); overrides `directory` when set",
+    )
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"file://{self.directory.resolve()}"
+
+    def host_and_port(self) -> tuple[str, int]:
+        """Split `address` into host and port; IPv6 hosts may be written in brackets."""
+        host, sep, port = self.address.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise ValueError(f"invalid address {self.address!r}: expected HOST:PORT")
+        return host.strip("[]"), int(port)

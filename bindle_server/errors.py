@@ -1,0 +1,154 @@
+"""The domain's exception tree; the HTTP layer maps each class to one status code.
+
+BindleError
+├── InvalidInput                 the request names or carries something malformed
+│   ├── InvalidBindleId          not NAME/VERSION, bad name or bad SemVer version
+│   ├── InvalidDigest            not 64 lowercase hex characters
+│   ├── InvalidInvoice           the invoice document does not parse or breaks a rule
+│   ├── InvalidQuery             an unparsable `_q` parameter or SemVer filter
+│   ├── ParcelNotInInvoice       the digest is not listed by the invoice it is reached through
+│   ├── SizeMismatch             uploaded bytes are more or fewer than the label's size
+│   └── DigestMismatch           uploaded bytes do not hash to the parcel's digest
+├── NotFound
+│   ├── InvoiceNotFound
+│   └── ParcelNotFound           listed by the invoice but not uploaded yet
+├── InvoiceYanked                the invoice is yanked and the caller did not ask for yanked
+├── AlreadyExists
+│   ├── InvoiceExists
+│   └── ParcelExists
+├── YankedOnCreate               an invoice submitted with `yanked = true`
+├── RangeNotSatisfiable          a `Range` that lies outside the parcel
+└── InsufficientStorage          the disk is full
+"""
+
+from __future__ import annotations
+
+
+class BindleError(Exception):
+    """Base class of every error the domain raises on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(BindleError):
+    """The request names or carries something malformed."""
+
+
+class InvalidBindleId(InvalidInput):
+    """A bindle id is not NAME/VERSION with a valid name and SemVer version."""
+
+
+class InvalidDigest(InvalidInput):
+    """A parcel digest is not 64 lowercase hexadecimal characters."""
+
+
+class InvalidInvoice(InvalidInput):
+    """An invoice does not parse or breaks one of the invoice rules."""
+
+
+class InvalidQuery(InvalidInput):
+    """A query parameter or SemVer filter cannot be understood."""
+
+
+class ParcelNotInInvoice(InvalidInput):
+    """A parcel is reached through an invoice that does not list it."""
+
+    def __init__(self, bindle_id: str, sha256: str) -> None:
+        super().__init__(f"parcel {sha256} is not listed in invoice {bindle_id}")
+        self.bindle_id = bindle_id
+        self.sha256 = sha256
+
+
+class SizeMismatch(InvalidInput):
+    """The uploaded bytes are more or fewer than the label's `size`."""
+
+    def __init__(self, sha256: str, expected: int, actual: int, *, at_least: bool = False) -> None:
+        got = f"at least {actual}" if at_least else str(actual)
+        super().__init__(
+            f"parcel size does not match invoice: label of {sha256} says {expected} bytes, "
+            f"upload has {got}"
+        )
+        self.sha256 = sha256
+        self.expected = expected
+        self.actual = actual
+
+
+class DigestMismatch(InvalidInput):
+    """The uploaded bytes do not hash to the parcel's digest."""
+
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"digest does not match: expected sha256 {expected}, upload has {actual}")
+        self.expected = expected
+        self.actual = actual
+
+
+class NotFound(BindleError):
+    """Something named by the request is not stored."""
+
+
+class InvoiceNotFound(NotFound):
+    """No invoice is stored under this bindle id."""
+
+    def __init__(self, bindle_id: str) -> None:
+        super().__init__(f"invoice {bindle_id} not found")
+        self.bindle_id = bindle_id
+
+
+class ParcelNotFound(NotFound):
+    """The parcel is listed by the invoice but its bytes have not been uploaded."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"parcel {sha256} has not been uploaded")
+        self.sha256 = sha256
+
+
+class InvoiceYanked(BindleError):
+    """The invoice is yanked; it is served only to callers who ask for yanked bindles."""
+
+    def __init__(self, bindle_id: str) -> None:
+        super().__init__(f"invoice {bindle_id} is yanked (add ?yanked=true to read it anyway)")
+        self.bindle_id = bindle_id
+
+
+class AlreadyExists(BindleError):
+    """The resource is immutable and already stored."""
+
+
+class InvoiceExists(AlreadyExists):
+    """An invoice with this bindle id already exists; invoices are never overwritten."""
+
+    def __init__(self, bindle_id: str) -> None:
+        super().__init__(f"resource already exists: invoice {bindle_id}")
+        self.bindle_id = bindle_id
+
+
+class ParcelExists(AlreadyExists):
+    """The parcel's bytes are already stored."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"resource already exists: parcel {sha256}")
+        self.sha256 = sha256
+
+
+class YankedOnCreate(BindleError):
+    """An invoice was submitted with `yanked = true`."""
+
+    def __init__(self) -> None:
+        super().__init__("bindle cannot be created as yanked")
+
+
+class RangeNotSatisfiable(BindleError):
+    """The requested byte range lies outside the parcel."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__(f"requested range not satisfiable: the parcel has {size} bytes")
+        self.size = size
+
+
+class InsufficientStorage(BindleError):
+    """The data directory ran out of space while storing something."""
+
+    def __init__(self) -> None:
+        super().__init__("insufficient storage: the server's disk is full")

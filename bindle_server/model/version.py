@@ -1,0 +1,93 @@
+"""SemVer 2.0.0 versions: strict parsing and precedence (https://semver.org)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from functools import total_ordering
+
+# semver.org's grammar: no leading zeros in numeric parts, no `v` prefix, exactly three parts.
+_NUM = r"0|[1-9]\d*"
+_PRE_ID = r"(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)"
+_SEMVER = re.compile(
+    rf"^(?P<major>{_NUM})\.(?P<minor>{_NUM})\.(?P<patch>{_NUM})"
+    rf"(?:-(?P<pre>{_PRE_ID}(?:\.{_PRE_ID})*))?"
+    r"(?:\+(?P<build>[0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$",
+    re.ASCII,
+)
+
+# A pre-release identifier sorts numerically when all digits, else by ASCII, and
+# numeric identifiers sort before alphanumeric ones (semver.org item 11).
+PreKey = tuple[tuple[int, int, str], ...]
+
+
+def _pre_key(pre: str) -> PreKey:
+    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split("."))
+
+
+@total_ordering
+@dataclass(frozen=True, eq=False)
+class Version:
+    """A SemVer 2.0.0 version; equality and ordering follow precedence (build is ignored)."""
+
+    major: int
+    minor: int
+    patch: int
+    pre: str = ""
+    build: str = ""
+    _key: tuple[int, int, int, int, PreKey] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # A release sorts after all of its pre-releases.
+        pre_key: PreKey = _pre_key(self.pre) if self.pre else ()
+        key = (self.major, self.minor, self.patch, 0 if self.pre else 1, pre_key)
+        object.__setattr__(self, "_key", key)
+
+    @classmethod
+    def parse(cls, text: str) -> Version:
+        """Parse a full SemVer version; raise ValueError with a readable reason otherwise."""
+        match = _SEMVER.match(text)
+        if match is None:
+            raise ValueError(
+                f"{text!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], "
+                "no leading zeros or 'v' prefix)"
+            )
+        return cls(
+            int(match["major"]),
+            int(match["minor"]),
+            int(match["patch"]),
+            match["pre"] or "",
+            match["build"] or "",
+        )
+
+    @classmethod
+    def is_valid(cls, text: str) -> bool:
+        return _SEMVER.match(text) is not None
+
+    @property
+    def key(self) -> tuple[int, int, int, int, PreKey]:
+        """The precedence key: compare these to compare versions."""
+        return self._key
+
+    @property
+    def core(self) -> tuple[int, int, int]:
+        return (self.major, self.minor, self.patch)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
+        return self._key == other._key
+
+    def __lt__(self, other: Version) -> bool:
+        return self._key < other._key
+
+    def __hash__(self) -> int:
+        return hash(self._key)
+
+    def __str__(self) -> str:
+        text = f"{self.major}.{self.minor}.{self.patch}"
+        if self.pre:
+            text += f"-{self.pre}"
+        if self.build:
+            text += f"+{self.build}"
+        return text

@@ -1,0 +1,15 @@
+"""Query parsing, SemVer filters and the persistent query index."""
+
+from bindle_server.search.index import Index, IndexEntry, SqliteIndex
+from bindle_server.search.query import Query, QueryPage
+from bindle_server.search.versions import VersionFilter, parse_version_filter
+
+__all__ = [
+    "Index",
+    "IndexEntry",
+    "Query",
+    "QueryPage",
+    "SqliteIndex",
+    "VersionFilter",
+    "parse_version_filter",
+]

@@ -1,0 +1,232 @@
+"""The query index: what `_q` searches, persistent and derived from the invoice store.
+
+The embedded default is SQLite (standard library) in the data directory, so start-up does
+not read every invoice (the reference does) and a query does not scan the invoice files.
+The invoice files stay the source of truth: `bindle-server reindex` rebuilds the index
+from them, and writes mark their key as pending first, so that a crash between writing an
+invoice and indexing it is repaired at the next start (BindleService.recover).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+import anyio
+
+from bindle_server.model.version import Version
+from bindle_server.search.query import Query, QueryPage
+
+T = TypeVar("T")
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS invoices (
+    key       TEXT PRIMARY KEY,
+    bindle_id TEXT NOT NULL,
+    name      TEXT NOT NULL,
+    version   TEXT NOT NULL,
+    yanked    INTEGER NOT NULL,
+    document  TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS invoices_by_id ON invoices (bindle_id);
+CREATE TABLE IF NOT EXISTS pending (
+    token TEXT PRIMARY KEY,
+    key   TEXT NOT NULL,
+    since REAL NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the index keeps of one invoice; `document` is the invoice as JSON."""
+
+    key: str
+    name: str
+    version: str
+    yanked: bool
+    document: str
+
+
+class Index(Protocol):
+    """Query index over invoices, with crash-recovery marks for writes in flight."""
+
+    async def begin(self, key: str) -> str:
+        """Durably mark `key` as being written; return a token for `put` or `end`."""
+        ...
+
+    async def end(self, token: str) -> None:
+        """Drop a pending mark whose write did not happen."""
+        ...
+
+    async def put(self, entry: IndexEntry, token: str | None = None) -> None:
+        """Insert or update an entry and drop the pending mark `token`, in one transaction."""
+        ...
+
+    async def settle(self, key: str, entry: IndexEntry | None) -> None:
+        """Make the index agree with the store for `key` and drop all its pending marks.
+
+        `entry` is what the store holds now, or None when it holds no such invoice.
+        """
+        ...
+
+    async def pending_keys(self) -> list[str]:
+        """Keys with pending marks: writes that may have happened without being indexed."""
+        ...
+
+    async def query(self, query: Query) -> QueryPage:
+        """The page of non-yanked (or all, with `yanked`) matches in NAME/VERSION byte order."""
+        ...
+
+    async def clear(self) -> None:
+        """Remove every entry and mark (before a rebuild)."""
+        ...
+
+    async def count(self) -> int:
+        """How many invoices are indexed."""
+        ...
+
+    async def close(self) -> None:
+        """Close the index."""
+        ...
+
+
+class SqliteIndex:
+    """The embedded index: one SQLite database file (or ":memory:"); implements Index.
+
+    One connection serialised by a lock and used from worker threads. WAL mode lets other
+    server processes on the same data directory read while one writes; `busy_timeout`
+    makes concurrent writers across processes wait instead of failing.
+    """
+
+    def __init__(self, location: str) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            location, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        self._db.execute("PRAGMA journal_mode = WAL")
+        # FULL: a pending mark must be on disk before the invoice write it protects.
+        self._db.execute("PRAGMA synchronous = FULL")
+        with self._db:
+            self._db.executescript(_SCHEMA)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        def locked() -> T:
+            with self._lock:
+                return work(self._db)
+
+        return await anyio.to_thread.run_sync(locked)
+
+    async def begin(self, key: str) -> str:
+        token = uuid.uuid4().hex
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO pending (token, key, since) VALUES (?, ?, ?)",
+                (token, key, time.time()),
+            )
+        )
+        return token
+
+    async def end(self, token: str) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM pending WHERE token = ?", (token,)))
+
+    async def put(self, entry: IndexEntry, token: str | None = None) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                _upsert(db, entry)
+                if token is not None:
+                    db.execute("DELETE FROM pending WHERE token = ?", (token,))
+
+        await self._run(work)
+
+    async def settle(self, key: str, entry: IndexEntry | None) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                if entry is None:
+                    db.execute("DELETE FROM invoices WHERE key = ?", (key,))
+                else:
+                    _upsert(db, entry)
+                db.execute("DELETE FROM pending WHERE key = ?", (key,))
+
+        await self._run(work)
+
+    async def pending_keys(self) -> list[str]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT DISTINCT key FROM pending ORDER BY key").fetchall()
+        )
+        return [row[0] for row in rows]
+
+    async def query(self, query: Query) -> QueryPage:
+        return await self._run(lambda db: _run_query(db, query))
+
+    async def clear(self) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.execute("DELETE FROM invoices")
+                db.execute("DELETE FROM pending")
+
+        await self._run(work)
+
+    async def count(self) -> int:
+        row = await self._run(lambda db: db.execute("SELECT count(*) FROM invoices").fetchone())
+        return int(row[0])
+
+    async def close(self) -> None:
+        await self._run(lambda db: db.close())
+
+
+def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:
+    db.execute(
+        "INSERT INTO invoices (key, bindle_id, name, version, yanked, document) "
+        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+        "yanked = excluded.yanked, document = excluded.document",
+        (
+            entry.key,
+            f"{entry.name}/{entry.version}",
+            entry.name,
+            entry.version,
+            int(entry.yanked),
+            entry.document,
+        ),
+    )
+
+
+def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
+    clauses = [] if query.yanked else ["yanked = 0"]
+    args: list[str | int] = []
+    for term in query.terms:
+        clauses.append("instr(name, ?) > 0")
+        args.append(term)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    version_filter = query.version_filter
+    if version_filter is None:
+        total = db.execute(f"SELECT count(*) FROM invoices {where}", args).fetchone()[0]
+        rows = db.execute(
+            f"SELECT document FROM invoices {where} ORDER BY bindle_id LIMIT ? OFFSET ?",
+            [*args, query.limit, query.offset],
+        ).fetchall()
+        return QueryPage(total=int(total), documents=[row[0] for row in rows])
+    candidates = db.execute(
+        f"SELECT rowid, version FROM invoices {where} ORDER BY bindle_id", args
+    ).fetchall()
+    matched = [
+        rowid for rowid, version in candidates if version_filter.matches(Version.parse(version))
+    ]
+    page = matched[query.offset : query.offset + query.limit]
+    documents: dict[int, str] = {}
+    if page:
+        marks = ",".join("?" * len(page))
+        documents = dict(
+            db.execute(f"SELECT rowid, document FROM invoices WHERE rowid IN ({marks})", page)
+        )
+    return QueryPage(total=len(matched), documents=[documents[rowid] for rowid in page])

@@ -1,0 +1,237 @@
+"""BindleService: the spec's verbs over the stores and the index.
+
+Rules that need stored state live here (an invoice exists or is yanked, a parcel is listed
+by the invoice it is reached through); rules about a document alone live in `model`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
+
+from bindle_server.errors import (
+    InvalidInvoice,
+    InvoiceExists,
+    InvoiceNotFound,
+    InvoiceYanked,
+    ParcelExists,
+    ParcelNotFound,
+    ParcelNotInInvoice,
+    SizeMismatch,
+    YankedOnCreate,
+)
+from bindle_server.model import (
+    BindleId,
+    Format,
+    Invoice,
+    Label,
+    check_sha256,
+    dump_document,
+    dump_invoice,
+    parse_invoice,
+    to_document,
+)
+from bindle_server.search.index import Index, IndexEntry
+from bindle_server.search.query import Query
+from bindle_server.storage import Stores
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CreatedInvoice:
+    """The stored invoice and the labels of its parcels that are not stored yet."""
+
+    invoice: Invoice
+    missing: list[Label]
+
+
+@dataclass(frozen=True)
+class ParcelDownload:
+    """A parcel's label and the stream of its bytes (possibly a byte range of them)."""
+
+    label: Label
+    chunks: AsyncIterator[bytes]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    query: Query
+    total: int
+    invoices: list[Invoice]
+
+    @property
+    def more(self) -> bool:
+        return self.query.offset + len(self.invoices) < self.total
+
+
+class BindleService:
+    """Create, fetch and yank invoices; accept and serve parcels; answer queries."""
+
+    def __init__(self, stores: Stores, index: Index) -> None:
+        self._parcels = stores.parcels
+        self._invoices = stores.invoices
+        self._index = index
+
+    async def recover(self) -> int:
+        """Index the invoices whose writes were interrupted by a crash; return how many."""
+        keys = await self._index.pending_keys()
+        for key in keys:
+            document = await self._invoices.read(key)
+            entry = None
+            if document is not None:
+                try:
+                    entry = _index_entry(key, parse_invoice(document))
+                except InvalidInvoice as exc:
+                    log.warning("invoice %s is unreadable and stays out of the index: %s", key, exc)
+            await self._index.settle(key, entry)
+        if keys:
+            log.info("recovered %d interrupted invoice write(s) into the index", len(keys))
+        return len(keys)
+
+    async def create_invoice(self, body: bytes, fmt: Format = Format.TOML) -> CreatedInvoice:
+        """Validate and store a new invoice; report which of its parcels are missing."""
+        invoice = parse_invoice(body, fmt)
+        if invoice.is_yanked:
+            raise YankedOnCreate()
+        bindle_id = invoice.bindle_id
+        # Signature verification and host signing (issue: signatures) slot in here, before
+        # the invoice is serialised, so that the stored bytes carry the host signature.
+        document = dump_invoice(invoice)
+        key = bindle_id.key
+        token = await self._index.begin(key)
+        try:
+            created = await self._invoices.create(key, document)
+        except BaseException:
+            await self._index.end(token)
+            raise
+        if not created:
+            await self._index.end(token)
+            raise InvoiceExists(str(bindle_id))
+        await self._index.put(_index_entry(key, invoice), token)
+        missing = await self._missing_labels(invoice)
+        log.info(
+            "stored invoice %s (%d parcel(s), %d missing)",
+            bindle_id,
+            len(invoice.parcels),
+            len(missing),
+        )
+        return CreatedInvoice(invoice, missing)
+
+    async def get_invoice(self, bindle_id: BindleId, *, allow_yanked: bool = False) -> Invoice:
+        """The stored invoice; InvoiceYanked unless `allow_yanked` when it is yanked."""
+        document = await self._invoices.read(bindle_id.key)
+        if document is None:
+            raise InvoiceNotFound(str(bindle_id))
+        invoice = parse_invoice(document)
+        if invoice.is_yanked and not allow_yanked:
+            raise InvoiceYanked(str(bindle_id))
+        return invoice
+
+    async def yank_invoice(self, bindle_id: BindleId) -> None:
+        """Mark an invoice yanked; yanking a yanked invoice changes nothing."""
+        invoice = await self.get_invoice(bindle_id, allow_yanked=True)
+        if invoice.is_yanked:
+            return
+        yanked = invoice.as_yanked()
+        key = bindle_id.key
+        token = await self._index.begin(key)
+        try:
+            await self._invoices.replace(key, dump_invoice(yanked))
+        except BaseException:
+            await self._index.end(token)
+            raise
+        await self._index.put(_index_entry(key, yanked), token)
+        log.info("yanked invoice %s", bindle_id)
+
+    async def missing_parcels(self, bindle_id: BindleId) -> list[Label]:
+        """Labels of the invoice's parcels whose bytes are not stored, in invoice order."""
+        return await self._missing_labels(await self.get_invoice(bindle_id))
+
+    async def upload_parcel(
+        self,
+        bindle_id: BindleId,
+        sha256: str,
+        chunks: AsyncIterable[bytes],
+        content_length: int | None = None,
+    ) -> None:
+        """Store a parcel listed by a live invoice, verifying its size and digest."""
+        check_sha256(sha256)
+        label = await self._listed_label(bindle_id, sha256, allow_yanked=False)
+        if await self._parcels.exists(sha256):
+            raise ParcelExists(sha256)
+        if content_length is not None and content_length != label.size:
+            raise SizeMismatch(sha256, label.size, content_length)
+        stored = await self._parcels.write(sha256, label.size, chunks)
+        log.info(
+            "stored parcel %s (%d bytes) for %s%s",
+            sha256,
+            label.size,
+            bindle_id,
+            "" if stored else ", already stored by a concurrent upload",
+        )
+
+    async def parcel_label(
+        self, bindle_id: BindleId, sha256: str, *, allow_yanked: bool = False
+    ) -> Label:
+        """The label of a stored parcel reached through an invoice that lists it."""
+        check_sha256(sha256)
+        label = await self._listed_label(bindle_id, sha256, allow_yanked=allow_yanked)
+        if not await self._parcels.exists(sha256):
+            raise ParcelNotFound(sha256)
+        return label
+
+    def read_parcel(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        """Stream a stored parcel's bytes (after `parcel_label` said it is there)."""
+        return self._parcels.read(sha256, start, end)
+
+    async def query(self, query: Query) -> QueryResult:
+        """Invoices whose name holds every term (and whose version passes the filter)."""
+        page = await self._index.query(query)
+        invoices = [Invoice.model_validate_json(document) for document in page.documents]
+        return QueryResult(query, page.total, invoices)
+
+    async def reindex(self) -> tuple[int, int]:
+        """Rebuild the index from the invoice store; return (indexed, skipped)."""
+        await self._index.clear()
+        indexed = skipped = 0
+        async for key, document in self._invoices.scan():
+            try:
+                invoice = parse_invoice(document)
+            except InvalidInvoice as exc:  # an unreadable file must not stop the rebuild
+                log.warning("skipping unreadable invoice %s: %s", key, exc)
+                skipped += 1
+                continue
+            if invoice.bindle_id.key != key:
+                log.warning("skipping invoice %s: it is stored under the wrong key", key)
+                skipped += 1
+                continue
+            await self._index.put(_index_entry(key, invoice))
+            indexed += 1
+        log.info("reindexed %d invoice(s), skipped %d", indexed, skipped)
+        return indexed, skipped
+
+    async def _listed_label(self, bindle_id: BindleId, sha256: str, *, allow_yanked: bool) -> Label:
+        invoice = await self.get_invoice(bindle_id, allow_yanked=allow_yanked)
+        label = invoice.label_for(sha256)
+        if label is None:
+            raise ParcelNotInInvoice(str(bindle_id), sha256)
+        return label
+
+    async def _missing_labels(self, invoice: Invoice) -> list[Label]:
+        absent = await self._parcels.missing(label.sha256 for label in invoice.labels)
+        return [label for label in invoice.labels if label.sha256 in absent]
+
+
+def _index_entry(key: str, invoice: Invoice) -> IndexEntry:
+    document = dump_document(to_document(invoice, Format.TOML), Format.JSON).decode()
+    return IndexEntry(
+        key=key,
+        name=invoice.bindle.name,
+        version=invoice.bindle.version,
+        yanked=invoice.is_yanked,
+        document=document,
+    )

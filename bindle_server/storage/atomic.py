@@ -1,0 +1,143 @@
+"""Crash-safe file publication: temp file, fsync, no-clobber link or replace, fsync the directory.
+
+Temp files live in one staging directory on the same filesystem as their targets, so a
+failed write never creates anything under `invoices/` or `parcels/`. Each temp file holds
+an exclusive `flock` while it is written: the start-up sweep removes only temps whose lock
+it can take, which makes the sweep safe while another worker process is still writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import time
+import uuid
+from pathlib import Path
+
+from bindle_server.errors import InsufficientStorage
+
+log = logging.getLogger(__name__)
+
+TEMP_PREFIX = ".tmp-"
+_SWEEP_MIN_AGE_SECONDS = 5.0
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _raise_storage_error(exc: OSError) -> None:
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        raise InsufficientStorage() from exc
+    raise exc
+
+
+class TempFile:
+    """A uniquely named, locked temp file being written; hashes what passes through it.
+
+    Blocking: call its methods from a worker thread.
+    """
+
+    def __init__(self, staging: Path) -> None:
+        self.path = staging / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self._hash.update(data)
+        view = memoryview(data)
+        try:
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
+        except OSError as exc:
+            _raise_storage_error(exc)
+        self.size += len(data)
+
+    def hexdigest(self) -> str:
+        return self._hash.hexdigest()
+
+    def publish(self, target: Path, *, replace: bool) -> bool:
+        """Make the bytes durable and visible at `target`.
+
+        With `replace=False` an existing target is left alone and False is returned: the
+        link either creates the name or fails, so concurrent writers cannot both win.
+        """
+        try:
+            os.fsync(self._fd)
+            created_dir = not target.parent.exists()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if replace:
+                os.replace(self.path, target)
+                published = True
+            else:
+                try:
+                    os.link(self.path, target)
+                    published = True
+                except FileExistsError:
+                    published = False
+            fsync_dir(target.parent)
+            if created_dir:
+                fsync_dir(target.parent.parent)
+        except OSError as exc:
+            _raise_storage_error(exc)
+        finally:
+            self.discard()
+        return published
+
+    def discard(self) -> None:
+        """Close and remove the temp file; safe to call more than once."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+
+
+def write_file(staging: Path, target: Path, data: bytes, *, replace: bool) -> bool:
+    """Atomically write a small file; see TempFile.publish for the meaning of the result."""
+    temp = TempFile(staging)
+    try:
+        temp.write(data)
+    except BaseException:
+        temp.discard()
+        raise
+    return temp.publish(target, replace=replace)
+
+
+def sweep(staging: Path) -> int:
+    """Remove temp files left by writers that died; return how many were removed."""
+    removed = 0
+    for entry in os.scandir(staging):
+        if not entry.name.startswith(TEMP_PREFIX):
+            continue
+        try:
+            # A writer creates its temp and locks it a moment later: leave young files alone.
+            if entry.stat().st_mtime > time.time() - _SWEEP_MIN_AGE_SECONDS:
+                continue
+            fd = os.open(entry.path, os.O_RDONLY)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer holds it
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+        finally:
+            os.close(fd)
+    if removed:
+        log.info("swept %d stale temp file(s) from %s", removed, staging)
+    return removed

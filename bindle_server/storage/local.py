@@ -1,0 +1,159 @@
+"""The embedded default backend: the reference server's file layout on local disk.
+
+<root>/invoices/<sha256 of "NAME/VERSION">/invoice.toml
+<root>/parcels/<sha256>/parcel.dat
+<root>/tmp/                       temp files of writes in flight (swept at start-up)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from pathlib import Path
+
+import aiofiles
+import anyio
+
+from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
+from bindle_server.storage.atomic import TempFile, sweep, write_file
+
+log = logging.getLogger(__name__)
+
+# Uploads are hashed and written in blocks this large, one worker-thread hop per block,
+# while the event loop keeps receiving the next block.
+WRITE_BLOCK = 1024 * 1024
+READ_CHUNK = 1024 * 1024
+
+
+class LocalParcelStore:
+    """Parcels as files; implements storage.base.ParcelStore."""
+
+    def __init__(self, root: Path, staging: Path) -> None:
+        self._root = root
+        self._staging = staging
+
+    def _path(self, sha256: str) -> Path:
+        return self._root / sha256 / "parcel.dat"
+
+    async def exists(self, sha256: str) -> bool:
+        return await anyio.to_thread.run_sync(self._path(sha256).is_file)
+
+    async def missing(self, digests: Iterable[str]) -> set[str]:
+        wanted = list(digests)
+        return await anyio.to_thread.run_sync(
+            lambda: {sha for sha in wanted if not self._path(sha).is_file()}
+        )
+
+    async def write(self, sha256: str, size: int, chunks: AsyncIterable[bytes]) -> bool:
+        temp = await anyio.to_thread.run_sync(TempFile, self._staging)
+        pending: asyncio.Task[None] | None = None
+        try:
+            block = bytearray()
+            received = 0
+            async for chunk in chunks:
+                received += len(chunk)
+                if received > size:
+                    raise SizeMismatch(sha256, size, received, at_least=True)
+                block += chunk
+                if len(block) >= WRITE_BLOCK:
+                    if pending is not None:
+                        await pending
+                    pending = asyncio.create_task(anyio.to_thread.run_sync(temp.write, block))
+                    block = bytearray()
+            if pending is not None:
+                await pending
+                pending = None
+            if block:
+                await anyio.to_thread.run_sync(temp.write, block)
+            if received != size:
+                raise SizeMismatch(sha256, size, received)
+            if temp.hexdigest() != sha256:
+                raise DigestMismatch(sha256, temp.hexdigest())
+            return await anyio.to_thread.run_sync(
+                lambda: temp.publish(self._path(sha256), replace=False)
+            )
+        finally:
+            # Runs on success too (discard is idempotent), and must finish even when the
+            # request is cancelled, or the temp file would stay locked until restart.
+            with anyio.CancelScope(shield=True):
+                if pending is not None:
+                    with contextlib.suppress(Exception):
+                        await pending
+                await anyio.to_thread.run_sync(temp.discard)
+
+    async def read(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        path = self._path(sha256)
+        if not await anyio.to_thread.run_sync(path.is_file):
+            raise ParcelNotFound(sha256)
+        async with aiofiles.open(path, "rb", buffering=0) as handle:
+            if start:
+                await handle.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
+                chunk = await handle.read(want)
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+
+
+class LocalInvoiceStore:
+    """Invoices as files; implements storage.base.InvoiceStore."""
+
+    def __init__(self, root: Path, staging: Path) -> None:
+        self._root = root
+        self._staging = staging
+
+    def _path(self, key: str) -> Path:
+        return self._root / key / "invoice.toml"
+
+    async def create(self, key: str, document: bytes) -> bool:
+        return await anyio.to_thread.run_sync(
+            lambda: write_file(self._staging, self._path(key), document, replace=False)
+        )
+
+    async def read(self, key: str) -> bytes | None:
+        try:
+            async with aiofiles.open(self._path(key), "rb") as handle:
+                return await handle.read()
+        except FileNotFoundError:
+            return None
+
+    async def replace(self, key: str, document: bytes) -> None:
+        await anyio.to_thread.run_sync(
+            lambda: write_file(self._staging, self._path(key), document, replace=True)
+        )
+
+    async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
+        keys = await anyio.to_thread.run_sync(self._keys)
+        for key in keys:
+            document = await self.read(key)
+            if document is not None:
+                yield key, document
+
+    def _keys(self) -> list[str]:
+        with os.scandir(self._root) as entries:
+            return sorted(entry.name for entry in entries if entry.is_dir())
+
+
+class LocalStores:
+    """Both local stores under one data directory."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        staging = root / "tmp"
+        for directory in (root / "invoices", root / "parcels", staging):
+            directory.mkdir(parents=True, exist_ok=True)
+        sweep(staging)
+        self.parcels = LocalParcelStore(root / "parcels", staging)
+        self.invoices = LocalInvoiceStore(root / "invoices", staging)
+
+    async def close(self) -> None:
+        return None
