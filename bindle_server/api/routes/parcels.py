@@ -46,13 +46,13 @@ async def download(
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{label.size}"
     headers["Content-Length"] = str(end - start)
+    # Set as a header, not as media_type, so Starlette adds no charset: the label's media
+    # type is served exactly as the invoice states it.
+    headers["Content-Type"] = label.media_type
     if request.method == "HEAD":
-        return Response(status_code=status, headers=headers, media_type=label.media_type)
+        return Response(status_code=status, headers=headers)
     return StreamingResponse(
-        service.read_parcel(sha256, start, end),
-        status_code=status,
-        headers=headers,
-        media_type=label.media_type,
+        service.read_parcel(sha256, start, end), status_code=status, headers=headers
     )
 
 

@@ -1,0 +1,231 @@
+"""Invoice endpoints through the app in-process: create, get, head, yank, missing."""
+
+from __future__ import annotations
+
+import json
+
+import tomli
+from fastapi.testclient import TestClient
+
+from tests.factories import make_invoice, parcel
+
+TOML = {"Content-Type": "application/toml"}
+
+
+def test_create_invoice_without_parcels_returns_201_and_stored_invoice(api: TestClient) -> None:
+    doc = make_invoice()
+    response = api.post("/_i", content=doc.toml(), headers=TOML)
+    assert response.status_code == 201
+    assert response.headers["content-type"] == "application/toml"
+    body = tomli.loads(response.text)
+    assert body["invoice"]["bindle"] == {"name": "example.com/hello", "version": "1.0.0"}
+    assert body["missing"] == []
+
+
+def test_create_invoice_with_unstored_parcels_returns_202_listing_missing(api: TestClient) -> None:
+    first, second = parcel("one"), parcel("two", name="two.txt")
+    response = api.post("/_i", content=make_invoice(parcels=[first, second]).toml())
+    assert response.status_code == 202
+    missing = tomli.loads(response.text)["missing"]
+    assert [label["sha256"] for label in missing] == [first.sha256, second.sha256]
+    assert missing[1] == second.label()
+
+
+def test_create_invoice_is_201_when_parcels_are_stored_through_another_bindle(
+    api: TestClient,
+) -> None:
+    shared = parcel("shared bytes")
+    api.post("/_i", content=make_invoice("a", parcels=[shared]).toml())
+    api.post(f"/_i/a/1.0.0@{shared.sha256}", content=shared.data)
+    response = api.post("/_i", content=make_invoice("b", parcels=[shared]).toml())
+    assert response.status_code == 201
+    assert tomli.loads(response.text)["missing"] == []
+
+
+def test_create_same_invoice_twice_returns_409(api: TestClient) -> None:
+    doc = make_invoice()
+    assert api.post("/_i", content=doc.toml()).status_code == 201
+    response = api.post("/_i", content=doc.toml())
+    assert response.status_code == 409
+    assert "already exists" in tomli.loads(response.text)["error"]
+
+
+def test_create_invoice_marked_yanked_returns_422(api: TestClient) -> None:
+    response = api.post("/_i", content=make_invoice(yanked=True).toml())
+    assert response.status_code == 422
+    assert tomli.loads(response.text) == {"error": "bindle cannot be created as yanked"}
+    assert api.get("/_i/example.com/hello/1.0.0").status_code == 404
+
+
+def test_create_invoice_with_unknown_field_returns_400_naming_it(api: TestClient) -> None:
+    response = api.post("/_i", content=make_invoice(surprise="x").toml())
+    assert response.status_code == 400
+    assert "surprise" in tomli.loads(response.text)["error"]
+
+
+def test_create_invoice_with_bad_toml_returns_400_toml_error(api: TestClient) -> None:
+    response = api.post("/_i", content=b"bindleVersion = ")
+    assert response.status_code == 400
+    assert response.headers["content-type"] == "application/toml"
+    assert tomli.loads(response.text)["error"].startswith("invalid TOML")
+
+
+def test_create_invoice_with_invalid_name_returns_400_and_stores_nothing(
+    api: TestClient,
+) -> None:
+    response = api.post("/_i", content=make_invoice(name="../escape").toml())
+    assert response.status_code == 400
+    assert "segment" in tomli.loads(response.text)["error"]
+    assert tomli.loads(api.get("/_q").text)["total"] == 0
+
+
+def test_create_invoice_accepts_json_body(api: TestClient) -> None:
+    doc = make_invoice(parcels=[parcel("x")])
+    response = api.post(
+        "/_i",
+        content=json.dumps(doc.document()),
+        headers={"Content-Type": "application/json", "Accept": "application/json"},
+    )
+    assert response.status_code == 202
+    assert response.headers["content-type"] == "application/json"
+    assert response.json()["missing"][0]["sha256"] == doc.parcels[0].sha256
+
+
+def test_get_invoice_returns_it_in_toml_by_default_and_json_on_request(api: TestClient) -> None:
+    doc = make_invoice(parcels=[parcel("x")], annotations={"team": "core"})
+    api.post("/_i", content=doc.toml())
+    as_toml = api.get("/_i/example.com/hello/1.0.0")
+    assert as_toml.status_code == 200
+    assert as_toml.headers["content-type"] == "application/toml"
+    assert tomli.loads(as_toml.text) == doc.document()
+    as_json = api.get("/_i/example.com/hello/1.0.0", headers={"Accept": "application/json"})
+    assert as_json.headers["content-type"] == "application/json"
+    body = as_json.json()
+    assert body["annotations"] == {"team": "core"}
+    assert body["yanked"] is None  # JSON shows absent optional fields as null, like the reference
+
+
+def test_head_invoice_has_get_headers_and_no_body(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    get = api.get("/_i/example.com/hello/1.0.0")
+    head = api.head("/_i/example.com/hello/1.0.0")
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == get.headers["content-type"]
+
+
+def test_head_unknown_invoice_is_404_like_get(api: TestClient) -> None:
+    assert api.head("/_i/example.com/nothing/1.0.0").status_code == 404
+
+
+def test_get_unknown_invoice_returns_404_toml_error(api: TestClient) -> None:
+    response = api.get("/_i/example.com/nothing/1.0.0")
+    assert response.status_code == 404
+    assert "not found" in tomli.loads(response.text)["error"]
+
+
+def test_get_invoice_with_invalid_id_returns_400(api: TestClient) -> None:
+    for path in ("/_i/noversion", "/_i/name/1.0", "/_i/name/v1.0.0", "/_i/a/1.0.0@b@c"):
+        response = api.get(path)
+        assert response.status_code == 400, path
+        assert tomli.loads(response.text)["error"]
+
+
+def test_yank_hides_invoice_unless_yanked_true(api: TestClient) -> None:
+    doc = make_invoice()
+    api.post("/_i", content=doc.toml())
+    response = api.delete("/_i/example.com/hello/1.0.0")
+    assert response.status_code == 200
+    assert tomli.loads(response.text) == {"message": "invoice yanked"}
+    assert api.get("/_i/example.com/hello/1.0.0").status_code == 403
+    assert api.head("/_i/example.com/hello/1.0.0").status_code == 403
+    yanked = api.get("/_i/example.com/hello/1.0.0", params={"yanked": "true"})
+    assert yanked.status_code == 200
+    assert tomli.loads(yanked.text) == {**doc.document(), "yanked": True}
+
+
+def test_yank_twice_is_a_successful_no_op(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    assert api.delete("/_i/example.com/hello/1.0.0").status_code == 200
+    assert api.delete("/_i/example.com/hello/1.0.0").status_code == 200
+
+
+def test_yank_unknown_invoice_returns_404(api: TestClient) -> None:
+    assert api.delete("/_i/example.com/nothing/1.0.0").status_code == 404
+
+
+def test_recreating_a_yanked_invoice_returns_409(api: TestClient) -> None:
+    doc = make_invoice()
+    api.post("/_i", content=doc.toml())
+    api.delete("/_i/example.com/hello/1.0.0")
+    assert api.post("/_i", content=doc.toml()).status_code == 409
+
+
+def test_yanked_param_must_be_a_boolean(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    response = api.get("/_i/example.com/hello/1.0.0", params={"yanked": "yes"})
+    assert response.status_code == 400
+
+
+def test_missing_lists_unuploaded_parcels_in_invoice_order(api: TestClient) -> None:
+    parcels = [parcel("a"), parcel("b"), parcel("c")]
+    api.post("/_i", content=make_invoice(parcels=parcels).toml())
+    api.post(f"/_i/example.com/hello/1.0.0@{parcels[1].sha256}", content=parcels[1].data)
+    response = api.get("/_r/missing/example.com/hello/1.0.0")
+    assert response.status_code == 200
+    missing = tomli.loads(response.text)["missing"]
+    assert [label["sha256"] for label in missing] == [parcels[0].sha256, parcels[2].sha256]
+
+
+def test_missing_is_an_empty_list_for_a_complete_bindle(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    response = api.get("/_r/missing/example.com/hello/1.0.0")
+    assert tomli.loads(response.text) == {"missing": []}
+    as_json = api.get("/_r/missing/example.com/hello/1.0.0", headers={"Accept": "application/json"})
+    assert as_json.json() == {"missing": []}
+
+
+def test_missing_for_yanked_or_unknown_bindle_is_403_or_404(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    api.delete("/_i/example.com/hello/1.0.0")
+    assert api.get("/_r/missing/example.com/hello/1.0.0").status_code == 403
+    assert api.get("/_r/missing/example.com/other/1.0.0").status_code == 404
+
+
+def test_unicode_names_round_trip_through_percent_encoded_paths(api: TestClient) -> None:
+    doc = make_invoice(name="example.com/käse")
+    assert api.post("/_i", content=doc.toml()).status_code == 201
+    response = api.get("/_i/example.com/k%C3%A4se/1.0.0")
+    assert response.status_code == 200
+    assert tomli.loads(response.text)["bindle"]["name"] == "example.com/käse"
+
+
+def test_build_metadata_plus_works_literal_and_escaped(api: TestClient) -> None:
+    doc = make_invoice(version="1.0.0+build.5")
+    api.post("/_i", content=doc.toml())
+    assert api.get("/_i/example.com/hello/1.0.0+build.5").status_code == 200
+    assert api.get("/_i/example.com/hello/1.0.0%2Bbuild.5").status_code == 200
+    assert api.get("/_i/example.com/hello/1.0.0").status_code == 404
+
+
+def test_post_to_an_invoice_path_returns_405(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    response = api.post("/_i/example.com/hello/1.0.0", content=b"x")
+    assert response.status_code == 405
+    assert tomli.loads(response.text)["error"]
+
+
+def test_unknown_route_and_method_give_toml_errors(api: TestClient) -> None:
+    not_found = api.get("/nothing-here")
+    assert not_found.status_code == 404
+    assert "error" in tomli.loads(not_found.text)
+    wrong_method = api.put("/_q")
+    assert wrong_method.status_code == 405
+    assert "error" in tomli.loads(wrong_method.text)
+
+
+def test_healthz_reports_ok_outside_the_api_prefix(api: TestClient) -> None:
+    response = api.get("http://testserver/healthz")
+    assert response.status_code == 200
+    assert response.json()["status"] == "OK"

@@ -1,0 +1,67 @@
+"""Shared fixtures: settings, the app in-process, and a live server process."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bindle_server.api.app import create_app
+from bindle_server.config import Settings
+from tests.servers import ServerProcess, start_server
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no BINDLE_* variables of the machine they run on."""
+    for name in list(os.environ):
+        if name.startswith("BINDLE_") and name != "BINDLE_REFERENCE_CLIENTS":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "data"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def settings_factory(data_dir: Path) -> Callable[..., Settings]:
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {"directory": data_dir, **overrides}
+        return Settings(**values)
+
+    return make
+
+
+@pytest.fixture
+def api(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
+    """The ASGI app in-process, lifespan included, on the local-disk backend."""
+    with TestClient(create_app(settings_factory()), base_url="http://testserver/v1") as client:
+        yield client
+
+
+@pytest.fixture
+def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
+    """Start live servers (stopped at teardown); each call may reuse a data directory."""
+    started: list[ServerProcess] = []
+
+    def start(data_dir: Path | None = None, *extra_args: str) -> ServerProcess:
+        directory = data_dir or tmp_path / f"server-data-{len(started)}"
+        server = start_server(directory, tmp_path / f"server-{len(started)}.log", *extra_args)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def live_server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
+    return server_factory()
