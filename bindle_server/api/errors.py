@@ -7,6 +7,7 @@ import logging
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from bindle_server import errors
@@ -63,6 +64,12 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     return error_response(400, f"invalid request: {problems}")
 
 
+async def _client_disconnect(request: Request, exc: Exception) -> Response:
+    # Nobody is left to read this answer; the upload has already been discarded.
+    log.info("%s %s: client disconnected mid-request", request.method, request.url.path)
+    return error_response(400, "the client disconnected before the request body was complete")
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("%s %s failed unexpectedly", request.method, request.url.path)
     return error_response(500, "internal server error")
@@ -72,4 +79,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(errors.BindleError, _bindle_error)
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(ClientDisconnect, _client_disconnect)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -53,7 +53,9 @@ def parse_invoice(data: bytes, fmt: Format = Format.TOML) -> Invoice:
     """Parse and validate an invoice; every problem becomes one readable InvalidInvoice."""
     document = load_document(data, fmt)
     try:
-        return Invoice.model_validate(document)
+        # Wire names only: the Python names (`yanked_signature`, `media_type`) are unknown
+        # fields on the wire, as in the reference.
+        return Invoice.model_validate(document, by_alias=True, by_name=False)
     except ValidationError as exc:
         raise InvalidInvoice(f"invalid invoice: {describe_validation_error(exc)}") from None
 

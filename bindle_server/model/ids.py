@@ -50,7 +50,8 @@ def check_name(name: str) -> str:
 
 def check_sha256(digest: str) -> str:
     """Return `digest` if it is 64 lowercase hex characters; raise InvalidDigest otherwise."""
-    if not _SHA256.match(digest):
+    # fullmatch: `$` alone would also accept a trailing newline.
+    if not _SHA256.fullmatch(digest):
         raise InvalidDigest(
             f"invalid parcel digest {digest!r}: expected the sha256 of the parcel as "
             "64 lowercase hexadecimal characters"
@@ -59,7 +60,7 @@ def check_sha256(digest: str) -> str:
 
 
 def is_sha256(digest: str) -> bool:
-    return _SHA256.match(digest) is not None
+    return _SHA256.fullmatch(digest) is not None
 
 
 def invoice_key(name: str, version: str) -> str:

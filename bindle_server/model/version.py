@@ -46,7 +46,8 @@ class Version:
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse a full SemVer version; raise ValueError with a readable reason otherwise."""
-        match = _SEMVER.match(text)
+        # fullmatch: `$` alone would also accept a trailing newline.
+        match = _SEMVER.fullmatch(text)
         if match is None:
             raise ValueError(
                 f"{text!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], "
@@ -62,7 +63,7 @@ class Version:
 
     @classmethod
     def is_valid(cls, text: str) -> bool:
-        return _SEMVER.match(text) is not None
+        return _SEMVER.fullmatch(text) is not None
 
     @property
     def key(self) -> tuple[int, int, int, int, PreKey]:

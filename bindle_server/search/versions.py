@@ -51,6 +51,8 @@ class _Partial:
     minor: int | None
     patch: int | None
     pre: str
+    # Written with `*`/`x`: in Rust syntax a bare `1.2.*` is that wildcard, not a caret.
+    wildcard: bool = False
 
     def floor(self) -> Version:
         return Version(self.major or 0, self.minor or 0, self.patch or 0, self.pre)
@@ -158,7 +160,9 @@ def _parse_partial(text: str) -> _Partial:
     if match is None:
         raise ValueError(f"{text!r} is not a version or partial version")
     parts: list[int | None] = []
+    wildcard = False
     for name in ("major", "minor", "patch"):
+        wildcard = wildcard or match[name] in _WILDCARD
         value = match[name]
         # Everything after the first wildcard or missing part is a wildcard too.
         if value is None or value in _WILDCARD or (parts and parts[-1] is None):
@@ -169,14 +173,14 @@ def _parse_partial(text: str) -> _Partial:
     pre = match["pre"] or ""
     if pre and patch is None:
         raise ValueError(f"{text!r}: a pre-release needs a full MAJOR.MINOR.PATCH")
-    return _Partial(major, minor, patch, pre)
+    return _Partial(major, minor, patch, pre, wildcard)
 
 
 def _bounds(op: str, v: _Partial, *, npm: bool) -> list[tuple[str, Version]]:
     if v.major is None:
         return [] if op in ("", "=", ">=", "<=", "~", "~>", "^") else [("<", Version(0, 0, 0, "0"))]
     if op == "":
-        op = "=" if npm else "^"
+        op = "=" if npm or v.wildcard else "^"
     floor = v.floor()
     major, minor = v.major, v.minor
     if op == "=":

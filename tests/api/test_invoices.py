@@ -229,3 +229,26 @@ def test_healthz_reports_ok_outside_the_api_prefix(api: TestClient) -> None:
     response = api.get("http://testserver/healthz")
     assert response.status_code == 200
     assert response.json()["status"] == "OK"
+
+
+def test_errors_stay_toml_when_json_is_accepted(api: TestClient) -> None:
+    response = api.get("/_i/example.com/nothing/1.0.0", headers={"Accept": "application/json"})
+    assert response.status_code == 404
+    assert response.headers["content-type"] == "application/toml"
+    assert "error" in tomli.loads(response.text)
+
+
+def test_accept_negotiation_follows_the_reference_rules(api: TestClient) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    cases = {
+        "application/json": "application/json",
+        "text/json; charset=utf-8": "application/json",
+        "application/json+bindle": "application/json",
+        "text/plain, application/json;q=0.1": "application/json",
+        "application/toml, application/json": "application/toml",
+        "*/*": "application/toml",
+        "text/html": "application/toml",
+    }
+    for accept, expected in cases.items():
+        response = api.get("/_i/example.com/hello/1.0.0", headers={"Accept": accept})
+        assert response.headers["content-type"] == expected, accept

@@ -1,0 +1,62 @@
+"""Dependencies point one way: model <- storage, search <- service <- api, cli."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).parents[1] / "bindle_server"
+
+# Which project packages each layer may import (besides itself, errors and the package root).
+ALLOWED = {
+    "model": set(),
+    "storage": {"model"},
+    "search": {"model"},
+    "service": {"model", "storage", "search"},
+    "config": set(),
+    "api": {"model", "storage", "search", "service", "config"},
+    "cli": {"model", "storage", "search", "service", "config", "api"},
+}
+# Third-party modules the pure layers must not touch.
+FORBIDDEN_EXTERNAL = {
+    "model": {"fastapi", "starlette", "uvicorn", "aiofiles", "anyio", "sqlite3"},
+    "storage": {"fastapi", "starlette", "uvicorn"},
+    "search": {"fastapi", "starlette", "uvicorn"},
+    "service": {"fastapi", "starlette", "uvicorn"},
+}
+
+
+def _layer(path: Path) -> str:
+    relative = path.relative_to(PACKAGE)
+    return relative.parts[0].removesuffix(".py")
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+MODULES = sorted(p for p in PACKAGE.rglob("*.py") if _layer(p) in ALLOWED)
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_module_imports_only_from_lower_layers(path: Path) -> None:
+    layer = _layer(path)
+    for name in _imports(path):
+        parts = name.split(".")
+        if parts[0] == "bindle_server" and len(parts) > 1:
+            target = parts[1]
+            if target in (layer, "errors"):
+                continue
+            assert target in ALLOWED[layer], f"{path.name} ({layer}) imports {name}"
+        else:
+            forbidden = FORBIDDEN_EXTERNAL.get(layer, set())
+            assert parts[0] not in forbidden, f"{path.name} ({layer}) imports {name}"
