@@ -75,7 +75,15 @@ class BindleService:
         self._index = index
 
     async def recover(self) -> int:
-        """Index the invoices whose writes were interrupted by a crash; return how many."""
+        """Make the index agree with the store after a crash or a lost index.
+
+        A newly created index is rebuilt from the invoice store; otherwise only the
+        invoices whose writes were interrupted are looked at. Returns how many invoices
+        were (re)indexed.
+        """
+        if self._index.is_new:
+            indexed, _ = await self.reindex()
+            return indexed
         keys = await self._index.pending_keys()
         for key in keys:
             document = await self._invoices.read(key)

@@ -57,6 +57,9 @@ class IndexEntry:
 class Index(Protocol):
     """Query index over invoices, with crash-recovery marks for writes in flight."""
 
+    is_new: bool
+    """True when the index was created empty by this process (so it must be rebuilt)."""
+
     async def begin(self, key: str) -> str:
         """Durably mark `key` as being written; return a token for `put` or `end`."""
         ...
@@ -113,6 +116,9 @@ class SqliteIndex:
         self._db.execute("PRAGMA journal_mode = WAL")
         # FULL: a pending mark must be on disk before the invoice write it protects.
         self._db.execute("PRAGMA synchronous = FULL")
+        found_version = self._db.execute("PRAGMA user_version").fetchone()[0]
+        # A new index over an existing store must be filled before it answers queries.
+        self.is_new = found_version == 0
         with self._db:
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -71,6 +71,19 @@ def test_reindex_rebuilds_a_deleted_index_and_skips_unreadable_invoices(
     assert _total(restarted, q="restart", yanked="true") == 5
 
 
+def test_a_lost_index_is_rebuilt_at_start_up(server_factory: ServerFactory, tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    server = server_factory(data_dir)
+    _populate(server, 3)
+    server.stop()
+    for path in data_dir.glob("index.sqlite3*"):
+        path.unlink()
+    restarted = server_factory(data_dir)
+    assert _total(restarted, q="restart") == 2
+    assert _total(restarted, q="restart", yanked="true") == 3
+    assert "reindexed 3 invoice(s)" in restarted.log()
+
+
 def test_an_invoice_written_but_not_indexed_is_indexed_at_the_next_start(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
