@@ -18,5 +18,4 @@ class WireModel(BaseModel):
         strict=True,
         extra="forbid",
         alias_generator=to_camel,
-        populate_by_name=True,
     )

@@ -55,7 +55,7 @@ def parse_invoice(data: bytes, fmt: Format = Format.TOML) -> Invoice:
     try:
         # Wire names only: the Python names (`yanked_signature`, `media_type`) are unknown
         # fields on the wire, as in the reference.
-        return Invoice.model_validate(document, by_alias=True, by_name=False)
+        return Invoice.model_validate(document)
     except ValidationError as exc:
         raise InvalidInvoice(f"invalid invoice: {describe_validation_error(exc)}") from None
 

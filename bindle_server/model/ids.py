@@ -32,7 +32,8 @@ def name_problem(name: str) -> str | None:
     for char in name:
         if char in "_-./":
             continue
-        if unicodedata.category(char)[0] not in "LN":
+        # Marks (M) count with letters: many scripts spell letters with combining marks.
+        if unicodedata.category(char)[0] not in "LNM":
             return f"the name contains {char!r}; allowed are letters, digits, '_', '-', '.' and '/'"
     for segment in name.split("/"):
         if segment in ("", ".", ".."):

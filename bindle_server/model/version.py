@@ -80,6 +80,8 @@ class Version:
         return self._key == other._key
 
     def __lt__(self, other: Version) -> bool:
+        if not isinstance(other, Version):
+            return NotImplemented
         return self._key < other._key
 
     def __hash__(self) -> int:
