@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 # while the event loop keeps receiving the next block.
 WRITE_BLOCK = 1024 * 1024
 READ_CHUNK = 1024 * 1024
+READ_AHEAD = 64 * 1024 * 1024
 
 
 class LocalParcelStore:
@@ -87,21 +88,49 @@ class LocalParcelStore:
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        path = self._path(sha256)
-        if not await anyio.to_thread.run_sync(path.is_file):
-            raise ParcelNotFound(sha256)
-        async with aiofiles.open(path, "rb", buffering=0) as handle:
-            if start:
-                await handle.seek(start)
+        try:
+            reader = await anyio.to_thread.run_sync(_ParcelReader, self._path(sha256), start)
+        except FileNotFoundError:
+            raise ParcelNotFound(sha256) from None
+        try:
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:
                 want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-                chunk = await handle.read(want)
+                chunk = await anyio.to_thread.run_sync(reader.read, want)
                 if not chunk:
                     break
                 if remaining is not None:
                     remaining -= len(chunk)
                 yield chunk
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(reader.close)
+
+
+class _ParcelReader:
+    """Sequential reads that ask the kernel to read ahead of them.
+
+    While one chunk is being sent, the next ones are already on their way from disk, so
+    a download that is not in the page cache streams at disk speed rather than at the
+    speed of one synchronous read after another.
+    """
+
+    def __init__(self, path: Path, start: int) -> None:
+        self._fd = os.open(path, os.O_RDONLY)
+        self._position = start
+        self._advised = start
+        os.posix_fadvise(self._fd, 0, 0, os.POSIX_FADV_SEQUENTIAL)
+
+    def read(self, size: int) -> bytes:
+        if self._position + size > self._advised:
+            os.posix_fadvise(self._fd, self._position, READ_AHEAD, os.POSIX_FADV_WILLNEED)
+            self._advised = self._position + READ_AHEAD // 2
+        data = os.pread(self._fd, size, self._position)
+        self._position += len(data)
+        return data
+
+    def close(self) -> None:
+        os.close(self._fd)
 
 
 class LocalInvoiceStore:
