@@ -21,6 +21,11 @@ _SEMVER = re.compile(
 PreKey = tuple[tuple[int, int, str], ...]
 
 
+def _number(value: int) -> str:
+    digits = str(value)
+    return f"{len(digits):03d}{digits}"
+
+
 def _pre_key(pre: str) -> PreKey:
     return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split("."))
 
@@ -73,6 +78,28 @@ class Version:
     @property
     def core(self) -> tuple[int, int, int]:
         return (self.major, self.minor, self.patch)
+
+    @property
+    def ordinal(self) -> str:
+        """A string whose code-point order is this version's precedence (build ignored).
+
+        Lets a database compare versions with plain string comparisons: numbers carry a
+        length prefix so they compare numerically, a release ends in `~` (after `-`, which
+        starts a pre-release), and pre-release identifiers are joined by a separator that
+        sorts below every identifier character.
+        """
+        text = _number(self.major) + _number(self.minor) + _number(self.patch)
+        if not self.pre:
+            return text + "~"
+        identifiers = (
+            "0" + _number(int(part)) if part.isdigit() else "1" + part
+            for part in self.pre.split(".")
+        )
+        return text + "-" + "\x01".join(identifiers)
+
+    @property
+    def core_text(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Version):

@@ -24,17 +24,23 @@ from bindle_server.search.query import Query, QueryPage
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invoices (
     key       TEXT PRIMARY KEY,
-    bindle_id TEXT NOT NULL,
+    bindle_id TEXT NOT NULL,  -- NAME/VERSION: results come in its byte order
     name      TEXT NOT NULL,
-    version   TEXT NOT NULL,
     yanked    INTEGER NOT NULL,
+    vkey      TEXT NOT NULL,  -- Version.ordinal: SemVer precedence as string order
+    vcore     TEXT NOT NULL,  -- MAJOR.MINOR.PATCH
+    vpre      INTEGER NOT NULL,
+    vbuild    TEXT NOT NULL,
     document  TEXT NOT NULL
 );
-CREATE INDEX IF NOT EXISTS invoices_by_id ON invoices (bindle_id);
+-- Covers every filter and the ordering, so queries scan this narrow index rather than
+-- the table rows with their documents.
+CREATE INDEX IF NOT EXISTS invoices_by_id
+    ON invoices (bindle_id, yanked, name, vkey, vcore, vpre, vbuild);
 CREATE TABLE IF NOT EXISTS pending (
     token TEXT PRIMARY KEY,
     key   TEXT NOT NULL,
@@ -117,9 +123,14 @@ class SqliteIndex:
         # FULL: a pending mark must be on disk before the invoice write it protects.
         self._db.execute("PRAGMA synchronous = FULL")
         found_version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        # A new index over an existing store must be filled before it answers queries.
-        self.is_new = found_version == 0
+        # A new index over an existing store must be filled before it answers queries;
+        # an index of another schema is derived data, so it is dropped and rebuilt.
+        self.is_new = found_version != SCHEMA_VERSION
         with self._db:
+            if self.is_new:
+                self._db.executescript(
+                    "DROP TABLE IF EXISTS invoices; DROP TABLE IF EXISTS pending;"
+                )
             self._db.executescript(_SCHEMA)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -192,16 +203,20 @@ class SqliteIndex:
 
 
 def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:
+    version = Version.parse(entry.version)
     db.execute(
-        "INSERT INTO invoices (key, bindle_id, name, version, yanked, document) "
-        "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
+        "INSERT INTO invoices (key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
         "yanked = excluded.yanked, document = excluded.document",
         (
             entry.key,
             f"{entry.name}/{entry.version}",
             entry.name,
-            entry.version,
             int(entry.yanked),
+            version.ordinal,
+            version.core_text,
+            int(bool(version.pre)),
+            version.build,
             entry.document,
         ),
     )
@@ -213,26 +228,17 @@ def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
     for term in query.terms:
         clauses.append("instr(name, ?) > 0")
         args.append(term)
+    if query.version_filter is not None:
+        condition, params = query.version_filter.sql()
+        clauses.append(condition)
+        args.extend(params)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    version_filter = query.version_filter
-    if version_filter is None:
-        total = db.execute(f"SELECT count(*) FROM invoices {where}", args).fetchone()[0]
+    total = db.execute(f"SELECT count(*) FROM invoices {where}", args).fetchone()[0]
+    documents: list[str] = []
+    if query.limit and query.offset < total:
         rows = db.execute(
             f"SELECT document FROM invoices {where} ORDER BY bindle_id LIMIT ? OFFSET ?",
             [*args, query.limit, query.offset],
-        ).fetchall()
-        return QueryPage(total=int(total), documents=[row[0] for row in rows])
-    candidates = db.execute(
-        f"SELECT rowid, version FROM invoices {where} ORDER BY bindle_id", args
-    ).fetchall()
-    matched = [
-        rowid for rowid, version in candidates if version_filter.matches(Version.parse(version))
-    ]
-    page = matched[query.offset : query.offset + query.limit]
-    documents: dict[int, str] = {}
-    if page:
-        marks = ",".join("?" * len(page))
-        documents = dict(
-            db.execute(f"SELECT rowid, document FROM invoices WHERE rowid IN ({marks})", page)
         )
-    return QueryPage(total=len(matched), documents=[documents[rowid] for rowid in page])
+        documents = [row[0] for row in rows]
+    return QueryPage(total=int(total), documents=documents)

@@ -36,6 +36,7 @@ _HYPHEN = re.compile(r"^(?P<low>\S+)\s+-\s+(?P<high>\S+)$")
 _NPM_TOKEN = re.compile(r"(?:<=|>=|~>|<|>|=|~|\^)?\s*[^\s<>=~^]+")
 
 _Compare = Callable[[tuple[object, ...], tuple[object, ...]], bool]
+_SQL_OPS = {">=": ">=", ">": ">", "<=": "<=", "<": "<", "==": "="}
 _OPS: dict[str, _Compare] = {
     ">=": operator.ge,
     ">": operator.gt,
@@ -74,6 +75,14 @@ class _ComparatorSet:
             return False
         return all(_OPS[op](version.key, bound.key) for op, bound in self.bounds)
 
+    def sql(self) -> tuple[str, list[str]]:
+        clauses = [f"vkey {_SQL_OPS[op]} ?" for op, _ in self.bounds]
+        params = [bound.ordinal for _, bound in self.bounds]
+        cores = sorted(f"{major}.{minor}.{patch}" for major, minor, patch in self.pre_cores)
+        marks = ", ".join("?" * len(cores))
+        clauses.append(f"(vpre = 0 OR vcore IN ({marks}))" if cores else "vpre = 0")
+        return "(" + " AND ".join(clauses) + ")", [*params, *cores]
+
 
 @dataclass(frozen=True)
 class VersionFilter:
@@ -87,6 +96,20 @@ class VersionFilter:
         if self.exact_build is not None and version.build != self.exact_build:
             return False
         return any(alternative.matches(version) for alternative in self.alternatives)
+
+    def sql(self) -> tuple[str, list[str]]:
+        """The filter as an SQL condition over an index's version columns.
+
+        `vkey` holds Version.ordinal, `vcore` "MAJOR.MINOR.PATCH", `vpre` 1 for a
+        pre-release, `vbuild` the build metadata. Equivalent to `matches`.
+        """
+        parts = [alternative.sql() for alternative in self.alternatives]
+        condition = "(" + " OR ".join(text for text, _ in parts) + ")"
+        params = [param for _, alternative_params in parts for param in alternative_params]
+        if self.exact_build is not None:
+            condition = f"({condition} AND vbuild = ?)"
+            params.append(self.exact_build)
+        return condition, params
 
 
 def parse_version_filter(text: str) -> VersionFilter:

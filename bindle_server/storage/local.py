@@ -183,6 +183,3 @@ class LocalStores:
         sweep(staging)
         self.parcels = LocalParcelStore(root / "parcels", staging)
         self.invoices = LocalInvoiceStore(root / "invoices", staging)
-
-    async def close(self) -> None:
-        return None

@@ -77,6 +77,3 @@ class MemoryStores:
     def __init__(self) -> None:
         self.parcels = MemoryParcelStore()
         self.invoices = MemoryInvoiceStore()
-
-    async def close(self) -> None:
-        return None
