@@ -58,15 +58,24 @@ class TempFile:
         self._advised = 0
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        self._hash.update(data)
-        view = memoryview(data)
+        self.write_chunks([data])
+
+    def write_chunks(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+        """Hash and append chunks in order (one writev, so no joining copy is made)."""
+        for chunk in chunks:
+            self._hash.update(chunk)
+        views = [memoryview(chunk) for chunk in chunks if len(chunk)]
         try:
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            while views:
+                written = os.writev(self._fd, views)
+                self.size += written
+                while views and written >= len(views[0]):
+                    written -= len(views[0])
+                    views.pop(0)
+                if written:
+                    views[0] = views[0][written:]
         except OSError as exc:
             _raise_storage_error(exc)
-        self.size += len(data)
         if self.size - self._advised >= 2 * _WRITEBACK_WINDOW:
             self._start_writeback()
 
