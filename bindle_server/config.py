@@ -30,6 +30,30 @@ class Settings(BaseSettings):
         description="storage URL (file://PATH or memory://); overrides `directory` when set",
     )
 
+    signing_keys: Path | None = Field(
+        default=None,
+        description="secret key file of the server's signing keys "
+        "[default: DIRECTORY/signing-keys.toml, created with one host key]",
+    )
+    keyring: Path | None = Field(
+        default=None, description="keyring of trusted public keys (TOML, [[key]] entries)"
+    )
+    strategy: str = Field(
+        default="GreedyVerification",
+        # The reference server's variable name.
+        validation_alias=AliasChoices("BINDLE_VERIFICATION_STRATEGY", "BINDLE_STRATEGY"),
+        description="how signed invoices are verified",
+    )
+    require_signatures: bool = Field(
+        default=False,
+        description="refuse unsigned invoices (Bindle 0.9 behaviour); by default they are "
+        "accepted and host-signed (Bindle 0.8 behaviour, what Spin 1.x and hippo-cli need)",
+    )
+
+    @property
+    def signing_keys_path(self) -> Path:
+        return self.signing_keys or self.directory / "signing-keys.toml"
+
     @property
     def storage_url(self) -> str:
         return self.storage or f"file://{self.directory.resolve()}"

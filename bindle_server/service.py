@@ -26,6 +26,7 @@ from bindle_server.model import (
     Format,
     Invoice,
     Label,
+    SignatureRole,
     check_sha256,
     dump_document,
     dump_invoice,
@@ -34,7 +35,8 @@ from bindle_server.model import (
 )
 from bindle_server.search.index import Index, IndexEntry
 from bindle_server.search.query import Query
-from bindle_server.storage import Stores
+from bindle_server.signing import HostSigning, KeyRing
+from bindle_server.storage import InvoiceStore, Stores
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +71,11 @@ class QueryResult:
 class BindleService:
     """Create, fetch and yank invoices; accept and serve parcels; answer queries."""
 
-    def __init__(self, stores: Stores, index: Index) -> None:
+    def __init__(self, stores: Stores, index: Index, signing: HostSigning) -> None:
         self._parcels = stores.parcels
         self._invoices = stores.invoices
         self._index = index
+        self._signing = signing
 
     async def recover(self) -> int:
         """Make the index agree with the store after a crash or a lost index.
@@ -103,9 +106,8 @@ class BindleService:
         invoice = parse_invoice(body, fmt)
         if invoice.is_yanked:
             raise YankedOnCreate()
+        invoice = self._signing.accept(invoice)
         bindle_id = invoice.bindle_id
-        # Signature verification and host signing (issue: signatures) slot in here, before
-        # the invoice is serialised, so that the stored bytes carry the host signature.
         document = dump_invoice(invoice)
         key = bindle_id.key
         token = await self._index.begin(key)
@@ -142,7 +144,7 @@ class BindleService:
         invoice = await self.get_invoice(bindle_id, allow_yanked=True)
         if invoice.is_yanked:
             return
-        yanked = invoice.as_yanked()
+        yanked = self._signing.yank(invoice)
         key = bindle_id.key
         token = await self._index.begin(key)
         try:
@@ -152,6 +154,10 @@ class BindleService:
             raise
         await self._index.put(_index_entry(key, yanked), token)
         log.info("yanked invoice %s", bindle_id)
+
+    def published_keys(self, roles: list[SignatureRole] | None = None) -> KeyRing:
+        """The server's public keys (with signed labels), optionally only those with `roles`."""
+        return self._signing.published_keys(roles)
 
     async def missing_parcels(self, bindle_id: BindleId) -> list[Label]:
         """Labels of the invoice's parcels whose bytes are not stored, in invoice order."""
@@ -204,23 +210,7 @@ class BindleService:
 
     async def reindex(self) -> tuple[int, int]:
         """Rebuild the index from the invoice store; return (indexed, skipped)."""
-        await self._index.clear()
-        indexed = skipped = 0
-        async for key, document in self._invoices.scan():
-            try:
-                invoice = parse_invoice(document)
-            except InvalidInvoice as exc:  # an unreadable file must not stop the rebuild
-                log.warning("skipping unreadable invoice %s: %s", key, exc)
-                skipped += 1
-                continue
-            if invoice.bindle_id.key != key:
-                log.warning("skipping invoice %s: it is stored under the wrong key", key)
-                skipped += 1
-                continue
-            await self._index.put(_index_entry(key, invoice))
-            indexed += 1
-        log.info("reindexed %d invoice(s), skipped %d", indexed, skipped)
-        return indexed, skipped
+        return await rebuild_index(self._invoices, self._index)
 
     async def _listed_label(self, bindle_id: BindleId, sha256: str, *, allow_yanked: bool) -> Label:
         invoice = await self.get_invoice(bindle_id, allow_yanked=allow_yanked)
@@ -232,6 +222,27 @@ class BindleService:
     async def _missing_labels(self, invoice: Invoice) -> list[Label]:
         absent = await self._parcels.missing(label.sha256 for label in invoice.labels)
         return [label for label in invoice.labels if label.sha256 in absent]
+
+
+async def rebuild_index(invoices: InvoiceStore, index: Index) -> tuple[int, int]:
+    """Refill `index` from every stored invoice; return (indexed, skipped unreadable)."""
+    await index.clear()
+    indexed = skipped = 0
+    async for key, document in invoices.scan():
+        try:
+            invoice = parse_invoice(document)
+        except InvalidInvoice as exc:  # an unreadable file must not stop the rebuild
+            log.warning("skipping unreadable invoice %s: %s", key, exc)
+            skipped += 1
+            continue
+        if invoice.bindle_id.key != key:
+            log.warning("skipping invoice %s: it is stored under the wrong key", key)
+            skipped += 1
+            continue
+        await index.put(_index_entry(key, invoice))
+        indexed += 1
+    log.info("reindexed %d invoice(s), skipped %d", indexed, skipped)
+    return indexed, skipped
 
 
 def _index_entry(key: str, invoice: Invoice) -> IndexEntry:

@@ -113,3 +113,17 @@ def spin_invoice_toml(doc: InvoiceDoc) -> bytes:
     manifest["label"]["annotations"] = {"fermyon:spin:delete_on_write": "."}
     wasm["conditions"] = {}
     return tomli_w.dumps(document).encode()
+
+
+def as_submitted(document: dict[str, Any]) -> dict[str, Any]:
+    """A stored invoice document without what the server adds: its host signatures.
+
+    Everything else must be exactly what the client sent; the host signature is checked
+    by the signing tests.
+    """
+    stripped = dict(document)
+    signatures = [s for s in stripped.pop("signature", []) if s["role"] != "host"]
+    if signatures:
+        stripped["signature"] = signatures
+    stripped.pop("yankedSignature", None)
+    return stripped

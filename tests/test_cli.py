@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import bindle_server
 
@@ -36,3 +37,9 @@ def test_malformed_address_is_refused_with_a_clear_message() -> None:
     result = _run("--address", "nonsense")
     assert result.returncode != 0
     assert "HOST:PORT" in result.stderr
+
+
+def test_unknown_verification_strategy_is_refused_before_serving(tmp_path: Path) -> None:
+    result = _run("--directory", str(tmp_path), "--strategy", "TrustEveryone")
+    assert result.returncode != 0
+    assert "unknown verification strategy" in result.stderr

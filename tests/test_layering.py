@@ -14,16 +14,18 @@ ALLOWED = {
     "model": set(),
     "storage": {"model"},
     "search": {"model"},
-    "service": {"model", "storage", "search"},
+    "signing": {"model"},
+    "service": {"model", "storage", "search", "signing"},
     "config": set(),
-    "api": {"model", "storage", "search", "service", "config"},
-    "cli": {"model", "storage", "search", "service", "config", "api"},
+    "api": {"model", "storage", "search", "signing", "service", "config"},
+    "cli": {"model", "storage", "search", "signing", "service", "config", "api"},
 }
 # Third-party modules the pure layers must not touch.
 FORBIDDEN_EXTERNAL = {
     "model": {"fastapi", "starlette", "uvicorn", "aiofiles", "anyio", "sqlite3"},
     "storage": {"fastapi", "starlette", "uvicorn"},
     "search": {"fastapi", "starlette", "uvicorn"},
+    "signing": {"fastapi", "starlette", "uvicorn"},
     "service": {"fastapi", "starlette", "uvicorn"},
 }
 

@@ -10,10 +10,11 @@ from fastapi import FastAPI
 
 from bindle_server import __version__
 from bindle_server.api.errors import install_error_handlers
-from bindle_server.api.routes import health, invoices, query, relationships
+from bindle_server.api.routes import health, invoices, keys, query, relationships
 from bindle_server.config import Settings
 from bindle_server.search import SqliteIndex
 from bindle_server.service import BindleService
+from bindle_server.signing import HostSigning, open_host_signing
 from bindle_server.storage import open_stores
 
 log = logging.getLogger(__name__)
@@ -21,17 +22,29 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/v1"
 
 
+def open_signing(settings: Settings) -> HostSigning:
+    """The server's signing setup from its settings (raises ValueError on bad settings)."""
+    return open_host_signing(
+        settings.signing_keys_path,
+        settings.keyring,
+        settings.strategy,
+        settings.require_signatures,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the application; stores and index open in its lifespan, not at import."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        signing = open_signing(settings)
         stores = open_stores(settings.storage_url)
         index = SqliteIndex(stores.index_location)
-        service = BindleService(stores, index)
+        service = BindleService(stores, index, signing)
         await service.recover()
         app.state.service = service
         log.info("serving bindles from %s", stores.description)
+        log.info("signing: %s", signing.describe())
         try:
             yield
         finally:
@@ -44,7 +57,7 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for router in (invoices.router, relationships.router, query.router):
+    for router in (invoices.router, relationships.router, query.router, keys.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app

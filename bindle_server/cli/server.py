@@ -1,17 +1,18 @@
-"""`bindle-server`: serve the Bindle v1 API, or maintain a data directory."""
+"""`bindle-server`: serve the Bindle v1 API, or maintain a data directory and its keys."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 
 from bindle_server import __version__
 from bindle_server.config import DEFAULT_ADDRESS, Settings
+from bindle_server.errors import BindleError
 
 app = typer.Typer(
     help="A self-hosted Bindle server (Bindle v1 protocol) on local disk.",
@@ -20,6 +21,12 @@ app = typer.Typer(
     rich_markup_mode=None,
     pretty_exceptions_enable=False,
 )
+keys_app = typer.Typer(
+    help="Manage the server's signing keys (the secret key file).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(keys_app, name="keys")
 
 AddressOption = Annotated[
     str | None,
@@ -40,19 +47,58 @@ DirectoryOption = Annotated[
         show_default=False,
     ),
 ]
+SigningKeysOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--signing-keys",
+        help="Secret key file of the server's signing keys [env: BINDLE_SIGNING_KEYS] "
+        "[default: DIRECTORY/signing-keys.toml, created with one host key on first start]",
+        show_default=False,
+    ),
+]
+KeyringOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--keyring",
+        "-r",
+        help="Keyring of trusted public keys; a key counts only for the roles its entry "
+        "lists [env: BINDLE_KEYRING]",
+        show_default=False,
+    ),
+]
+StrategyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy",
+        help="Verification strategy for signed invoices: GreedyVerification, "
+        "CreativeIntegrity, AuthoritativeIntegrity, ExhaustiveVerification, "
+        "MultipleAttestation[Roles], MultipleAttestationGreedy[Roles] "
+        "[env: BINDLE_VERIFICATION_STRATEGY] [default: GreedyVerification]",
+        show_default=False,
+    ),
+]
+RequireSignaturesOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--require-signatures/--accept-unsigned",
+        help="Refuse unsigned invoices (Bindle 0.9), or accept and host-sign them "
+        "(Bindle 0.8: Spin 1.x, hippo-cli) [env: BINDLE_REQUIRE_SIGNATURES] "
+        "[default: --accept-unsigned]",
+        show_default=False,
+    ),
+]
 LogLevelOption = Annotated[
     str,
     typer.Option("--log-level", help="debug, info, warning or error", envvar="BINDLE_LOG_LEVEL"),
 ]
 
 
-def _settings(address: str | None, directory: Path | None) -> Settings:
-    overrides: dict[str, object] = {}
-    if address is not None:
-        overrides["address"] = address
-    if directory is not None:
-        overrides["directory"] = directory
-    return Settings(**overrides)  # type: ignore[arg-type]  # validated by pydantic
+def _override(settings: Settings | None, **values: Any) -> Settings:
+    """Settings from the environment (or `settings`), with the options that were given."""
+    given = {name: value for name, value in values.items() if value is not None}
+    if settings is None:
+        return Settings(**given)
+    return Settings.model_validate({**settings.model_dump(), **given}) if given else settings
 
 
 def _configure_logging(level: str) -> None:
@@ -72,6 +118,10 @@ def main_command(
     ctx: typer.Context,
     address: AddressOption = None,
     directory: DirectoryOption = None,
+    signing_keys: SigningKeysOption = None,
+    keyring: KeyringOption = None,
+    strategy: StrategyOption = None,
+    require_signatures: RequireSignaturesOption = None,
     log_level: LogLevelOption = "info",
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
@@ -79,7 +129,15 @@ def main_command(
 ) -> None:
     """Serve the Bindle API (the default when no command is given)."""
     _configure_logging(log_level)
-    ctx.obj = _settings(address, directory)
+    ctx.obj = _override(
+        None,
+        address=address,
+        directory=directory,
+        signing_keys=signing_keys,
+        keyring=keyring,
+        strategy=strategy,
+        require_signatures=require_signatures,
+    )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj, log_level)
 
@@ -89,37 +147,91 @@ def serve(
     ctx: typer.Context,
     address: AddressOption = None,
     directory: DirectoryOption = None,
+    signing_keys: SigningKeysOption = None,
+    keyring: KeyringOption = None,
+    strategy: StrategyOption = None,
+    require_signatures: RequireSignaturesOption = None,
     log_level: LogLevelOption = "info",
 ) -> None:
     """Serve the Bindle API under /v1 (same as running bindle-server with no command)."""
-    settings: Settings = ctx.obj
-    _serve(_override(settings, address, directory), log_level)
+    settings = _override(
+        ctx.obj,
+        address=address,
+        directory=directory,
+        signing_keys=signing_keys,
+        keyring=keyring,
+        strategy=strategy,
+        require_signatures=require_signatures,
+    )
+    _serve(settings, log_level)
 
 
 @app.command()
 def reindex(ctx: typer.Context, directory: DirectoryOption = None) -> None:
     """Rebuild the query index from the stored invoice files (unreadable ones are skipped)."""
-    settings = _override(ctx.obj, None, directory)
+    settings = _override(ctx.obj, directory=directory)
     indexed, skipped = asyncio.run(_reindex(settings))
     typer.echo(f"indexed {indexed} invoice(s), skipped {skipped} unreadable")
 
 
-def _override(settings: Settings, address: str | None, directory: Path | None) -> Settings:
-    update: dict[str, object] = {}
-    if address is not None:
-        update["address"] = address
-    if directory is not None:
-        update["directory"] = directory
-    return settings.model_copy(update=update) if update else settings
+@keys_app.command("create")
+def keys_create(
+    ctx: typer.Context,
+    label: Annotated[
+        str, typer.Argument(help="Who the key belongs to, e.g. 'registry.example.com'")
+    ],
+    roles: Annotated[
+        str, typer.Option("--roles", help="Comma-separated roles of the key")
+    ] = "host",
+    directory: DirectoryOption = None,
+    signing_keys: SigningKeysOption = None,
+) -> None:
+    """Add a new key to the server's secret key file (created, mode 0600, if missing).
+
+    The server signs with the first key that has the host role.
+    """
+    from bindle_server.signing import SecretKey, SecretKeyFile, parse_role
+
+    settings = _override(ctx.obj, directory=directory, signing_keys=signing_keys)
+    path = settings.signing_keys_path
+    try:
+        parsed_roles = [parse_role(role) for role in roles.split(",")]
+        keys = SecretKeyFile.load(path) if path.exists() else SecretKeyFile()
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    key = SecretKey.generate(label, parsed_roles)
+    keys.keys.append(key)
+    keys.save(path)
+    typer.echo(f"added key {key.public_key} ({label!r}, roles {roles}) to {path}")
+
+
+@keys_app.command("print")
+def keys_print(
+    ctx: typer.Context, directory: DirectoryOption = None, signing_keys: SigningKeysOption = None
+) -> None:
+    """Print the public half of the server's keys as a keyring (for clients to trust)."""
+    from bindle_server.signing import KeyRing, SecretKeyFile
+
+    settings = _override(ctx.obj, directory=directory, signing_keys=signing_keys)
+    try:
+        keys = SecretKeyFile.load(settings.signing_keys_path)
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(KeyRing([key.key_entry() for key in keys.keys]).dumps(), nl=False)
 
 
 def _serve(settings: Settings, log_level: str) -> None:
-    from bindle_server.api.app import create_app
+    from bindle_server.api.app import create_app, open_signing
 
     try:
         host, port = settings.host_and_port()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--address") from None
+    try:
+        # Fail here, with one readable line, rather than inside the server's start-up.
+        open_signing(settings)
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc)) from None
     logging.getLogger("bindle_server").info(
         "bindle-server %s: data in %s, listening on %s",
         __version__,
@@ -138,13 +250,13 @@ def _serve(settings: Settings, log_level: str) -> None:
 
 async def _reindex(settings: Settings) -> tuple[int, int]:
     from bindle_server.search import SqliteIndex
-    from bindle_server.service import BindleService
+    from bindle_server.service import rebuild_index
     from bindle_server.storage import open_stores
 
     stores = open_stores(settings.storage_url)
     index = SqliteIndex(stores.index_location)
     try:
-        return await BindleService(stores, index).reindex()
+        return await rebuild_index(stores.invoices, index)
     finally:
         await index.close()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -29,6 +29,10 @@ class ReferenceClient:
     binary: Path
     server_url: str
     work_dir: Path
+    global_args: list[str] = field(default_factory=list)
+    # HOME and XDG directories of the client, so that it never reads or writes the
+    # user's real configuration (default keyring, secret keys, token).
+    home: Path | None = None
     _runs: int = 0
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -36,8 +40,15 @@ class ReferenceClient:
         self._runs += 1
         cache = self.work_dir / f"cache-{self._runs}"
         env = {k: v for k, v in os.environ.items() if not k.startswith("BINDLE_")}
+        home = self.home or self.work_dir / "home"
+        env.update(
+            HOME=str(home),
+            XDG_CONFIG_HOME=str(home / "config"),
+            XDG_CACHE_HOME=str(home / "cache"),
+        )
+        command = [str(self.binary), "--server", self.server_url, "-d", str(cache)]
         result = subprocess.run(
-            [str(self.binary), "--server", self.server_url, "-d", str(cache), *args],
+            [*command, *self.global_args, *args],
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
