@@ -32,7 +32,7 @@ import time
 import tomllib
 import types
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -82,7 +82,10 @@ NOTES: Final = (
     "reading its input file; the wall-clock rate around the curl process is in the details). "
     "RSS growth is the server's peak VmRSS during a transfer minus its VmRSS just before it, "
     "sampled every 20 ms. `_q` latency is measured by the client (time.perf_counter around "
-    "each request). Start-up is from spawning the process until /healthz answers 200. "
+    "each request, httpx). Invoice create/s and GET/s use a minimal HTTP/1.1 keep-alive client "
+    "(one request at a time per connection, request bytes encoded before the clock starts); "
+    "their latency is also measured by the client. "
+    "Start-up is from spawning the process until /healthz answers 200. "
     "'(client-bound)' marks a rate during which the benchmark's own process used at least "
     f"{CLIENT_BOUND:.0%} of a core: the server could go faster than shown; its CPU per "
     "request is the better figure there."
@@ -602,24 +605,247 @@ def corpus_invoice(index: int) -> bytes:
     return invoice_toml(corpus_name(index), corpus_version(index), sha256, 1024, f"p{index}.bin")
 
 
+# ---------------------------------------------------------------------------------------
+# A minimal HTTP/1.1 keep-alive client for the concurrent phases
+#
+# httpx costs about a core per ~500 requests/s, which made the create/GET/fill figures a
+# measure of the client. This client sends pre-encoded request bytes and reads exactly
+# what a response with a Content-Length needs: the status line, the header block up to the
+# blank line, then Content-Length body bytes. Anything else (chunked, no Content-Length, a
+# status line that is not HTTP/1.1) stops the benchmark with a BenchError instead of being
+# guessed at.
+
+
+REQUEST_TIMEOUT: Final = 60.0  # seconds per request in a phase: (re)connect, send, response
+CONNECT_TIMEOUT: Final = 10.0  # seconds for opening the phase's connections before timing
+MAX_RESPONSE_HEAD: Final = 64 * 1024  # bytes of status line plus headers
+HEAD_END: Final = b"\r\n\r\n"
+
+
+class TransportFailure(Exception):
+    """One request failed on the wire (refused, reset, closed, timed out): counted as -1."""
+
+
+class _ClosedBeforeResponse(Exception):
+    """The connection ended before any byte of the response arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawResponse:
+    status: int
+    body: bytes
+
+    def text(self, limit: int = 300) -> str:
+        return self.body[:limit].decode(errors="replace")
+
+
+def encode_request(
+    method: str, target: str, port: int, body: bytes = b"", content_type: str | None = None
+) -> bytes:
+    """The complete bytes of one HTTP/1.1 request (keep-alive is HTTP/1.1's default)."""
+    lines = [f"{method} {target} HTTP/1.1", f"Host: {LOOPBACK}:{port}"]
+    if content_type is not None:
+        lines.append(f"Content-Type: {content_type}")
+    if body or method in ("POST", "PUT", "PATCH"):
+        lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("ascii") + body
+
+
+def parse_head(head: bytes) -> tuple[int, int, bool]:
+    """Status, Content-Length and whether the server closes the connection, from the head.
+
+    `head` is the status line and header lines including the final blank line.
+    """
+    status_line, _, header_block = head.partition(b"\r\n")
+    version, _, rest = status_line.partition(b" ")
+    code = rest[:3]
+    if version != b"HTTP/1.1" or len(code) != 3 or not code.isdigit():
+        raise BenchError(f"not an HTTP/1.1 status line: {status_line[:200]!r}")
+    status = int(code)
+    if status < 200:
+        raise BenchError(f"unexpected interim response {status_line[:200]!r}")
+    length = -1
+    close = False
+    for line in header_block.split(b"\r\n"):
+        name, colon, value = line.partition(b":")
+        if not colon:
+            continue  # the blank line(s) at the end
+        name = name.strip().lower()
+        if name == b"content-length":
+            value = value.strip()
+            if not value.isdigit() or (length >= 0 and int(value) != length):
+                raise BenchError(f"bad Content-Length in {head[:500]!r}")
+            length = int(value)
+        elif name == b"transfer-encoding":
+            raise BenchError(
+                f"response with Transfer-Encoding ({value.strip()[:50]!r}); this client "
+                f"reads only Content-Length bodies: {head[:500]!r}"
+            )
+        elif name == b"connection":
+            close = b"close" in value.lower()
+    if length < 0:
+        raise BenchError(f"response without Content-Length: {head[:500]!r}")
+    return status, length, close
+
+
+class RawConnection:
+    """One keep-alive HTTP/1.1 connection to the server on 127.0.0.1, reopened when needed.
+
+    Every request is bounded by `timeout` (reconnecting, sending and reading included).
+    A request on a reused connection that the server closed while it was idle (EOF or a
+    reset before any response byte) is sent once more on a new connection, as HTTP clients
+    do; `retries` counts those.
+    """
+
+    def __init__(self, port: int, timeout: float = REQUEST_TIMEOUT) -> None:
+        self._port = port
+        self._timeout = timeout
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._served = 0  # responses read on the current connection
+        self.opened = 0  # connections opened, the first one included
+        self.closed_by_server = 0  # `Connection: close` answers and idle connections closed
+        self.retries = 0
+
+    async def connect(self) -> None:
+        self.drop()
+        self._reader, self._writer = await asyncio.open_connection(
+            LOOPBACK, self._port, limit=MAX_RESPONSE_HEAD
+        )
+        self._served = 0
+        self.opened += 1
+
+    def drop(self, graceful: bool = False) -> None:
+        """Close the connection now, without waiting for anything.
+
+        `graceful` flushes and sends FIN; otherwise the connection is aborted (its state is
+        unknown after an error).
+        """
+        writer, self._writer, self._reader = self._writer, None, None
+        if writer is not None:
+            if graceful:
+                writer.close()
+            else:
+                writer.transport.abort()
+
+    async def request(self, data: bytes) -> RawResponse:
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._request(data)
+        except TimeoutError as exc:
+            self.drop()
+            raise TransportFailure(f"no complete response within {self._timeout:g} s") from exc
+        except OSError as exc:
+            self.drop()
+            raise TransportFailure(f"{type(exc).__name__}: {exc}") from exc
+        except BaseException:
+            self.drop()  # the connection's state is unknown now (BenchError, cancellation)
+            raise
+
+    async def _request(self, data: bytes) -> RawResponse:
+        if self._writer is None:
+            await self.connect()
+        reused = self._served > 0
+        try:
+            return await self._exchange(data)
+        except _ClosedBeforeResponse as exc:
+            self.drop()
+            if not reused:
+                raise TransportFailure(
+                    f"a new connection closed before the response: {exc}"
+                ) from exc
+            self.closed_by_server += 1
+            self.retries += 1
+        await self.connect()
+        try:
+            return await self._exchange(data)
+        except _ClosedBeforeResponse as exc:
+            raise TransportFailure(f"connection closed before the response, twice: {exc}") from exc
+
+    async def _exchange(self, data: bytes) -> RawResponse:
+        reader, writer = self._reader, self._writer
+        assert reader is not None and writer is not None
+        try:
+            writer.write(data)
+            await writer.drain()
+            head = await reader.readuntil(HEAD_END)
+        except asyncio.IncompleteReadError as exc:
+            if exc.partial:
+                raise TransportFailure("connection closed inside the response head") from exc
+            raise _ClosedBeforeResponse("EOF") from exc
+        except ConnectionError as exc:
+            raise _ClosedBeforeResponse(f"{type(exc).__name__}: {exc}") from exc
+        except asyncio.LimitOverrunError as exc:
+            raise BenchError(f"response head longer than {MAX_RESPONSE_HEAD} bytes") from exc
+        status, length, close = parse_head(head)
+        try:
+            body = await reader.readexactly(length) if length else b""
+        except asyncio.IncompleteReadError as exc:
+            raise TransportFailure(
+                f"connection closed after {len(exc.partial)} of {length} body bytes"
+            ) from exc
+        self._served += 1
+        if close:
+            self.closed_by_server += 1
+            self.drop(graceful=True)
+        return RawResponse(status, body)
+
+
+@dataclass
+class ConnectionPool:
+    """The connections of one group of phases; one worker per connection."""
+
+    connections: list[RawConnection]
+
+    @classmethod
+    async def open(cls, port: int, count: int) -> ConnectionPool:
+        pool = cls([RawConnection(port) for _ in range(count)])
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):
+                for connection in pool.connections:  # one at a time: none is left behind
+                    await connection.connect()
+        except (OSError, TimeoutError) as exc:
+            pool.close()
+            raise BenchError(f"cannot open {count} connections to port {port}: {exc!r}") from exc
+        except BaseException:
+            pool.close()
+            raise
+        return pool
+
+    def close(self) -> None:
+        for connection in self.connections:
+            connection.drop(graceful=True)
+
+    def counters(self) -> tuple[int, int, int]:
+        """Connections opened, closed by the server, requests retried; totals so far."""
+        return (
+            sum(c.opened for c in self.connections),
+            sum(c.closed_by_server for c in self.connections),
+            sum(c.retries for c in self.connections),
+        )
+
+
 @dataclass
 class PhaseStats:
     count: int
     seconds: float
     statuses: Counter[int]
+    expected: frozenset[int]
     unexpected: list[str] = field(default_factory=list)
     cpu: str = ""
     rss_growth_mib: float = 0.0
     server_cpu: float = 0.0
     client_cpu: float = 0.0
     latencies: list[float] = field(default_factory=list)
+    connections: str = ""
 
     def latency_summary(self) -> str:
         if not self.latencies:
             return "no latencies"
         return (
             f"latency p50 {1000 * statistics.median(self.latencies):.1f} ms, "
-            f"p99 {1000 * percentile(self.latencies, 0.99):.1f} ms"
+            f"p99 {1000 * percentile(self.latencies, 0.99):.1f} ms, "
+            f"max {1000 * max(self.latencies):.1f} ms"
         )
 
     @property
@@ -631,6 +857,10 @@ class PhaseStats:
         """The bench process itself used most of a core: the rate is the client's limit."""
         return self.client_cpu >= CLIENT_BOUND * self.seconds
 
+    @property
+    def bad(self) -> int:
+        return self.count - sum(self.statuses[status] for status in self.expected)
+
     def rate(self) -> str:
         note = " (client-bound)" if self.client_bound else ""
         return f"{self.per_second:,.0f}/s{note}"
@@ -639,124 +869,113 @@ class PhaseStats:
         return 1000 * self.server_cpu / self.count if self.count else 0.0
 
 
-RequestFn = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
-
-
 async def concurrent_phase(
-    client: httpx.AsyncClient,
+    pool: ConnectionPool,
     pid: int,
-    indexes: Sequence[int],
-    concurrency: int,
-    request: RequestFn,
+    requests: Sequence[tuple[int, bytes]],
     expected: frozenset[int],
     time_limit: float,
 ) -> PhaseStats:
-    """Send one request per index from `concurrency` workers; count statuses (-1 = error)."""
-    pending = iter(indexes)
+    """Send each (index, request bytes) once, one worker per connection of `pool`.
+
+    Statuses are counted; -1 counts requests that failed on the wire.
+    """
+    pending = iter(requests)
     statuses: Counter[int] = Counter()
     unexpected: list[str] = []
     latencies: list[float] = []
+    clock = time.perf_counter
 
-    async def worker() -> None:
-        for index in pending:  # one shared iterator: each index is taken exactly once
-            started = time.perf_counter()
+    async def worker(connection: RawConnection) -> None:
+        for index, data in pending:  # one shared iterator: each request is sent exactly once
+            started = clock()
             try:
-                response = await request(client, index)
-            except httpx.HTTPError as exc:
+                response = await connection.request(data)
+            except TransportFailure as exc:
                 statuses[-1] += 1
                 if len(unexpected) < 5:
-                    unexpected.append(f"#{index}: {type(exc).__name__}: {exc}")
+                    unexpected.append(f"#{index}: {exc}")
                 continue
-            latencies.append(time.perf_counter() - started)
-            statuses[response.status_code] += 1
-            if response.status_code not in expected and len(unexpected) < 5:
-                unexpected.append(f"#{index}: {response.status_code} {response.text[:300]}")
+            latencies.append(clock() - started)
+            statuses[response.status] += 1
+            if response.status not in expected and len(unexpected) < 5:
+                unexpected.append(f"#{index}: {response.status} {response.text()}")
 
+    opened, closed, retried = pool.counters()
     with RssSampler(pid, time_limit + 30) as sampler:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(time_limit):
-                await asyncio.gather(*(worker() for _ in range(concurrency)))
+            async with asyncio.timeout(time_limit), asyncio.TaskGroup() as group:
+                for connection in pool.connections:
+                    group.create_task(worker(connection))
         except TimeoutError as exc:
             done = sum(statuses.values())
             raise BenchError(f"phase did not finish in {time_limit:.0f} s ({done} done)") from exc
+        except ExceptionGroup as failures:
+            for failure in failures.exceptions:
+                if isinstance(failure, BenchError):
+                    raise failure from failures
+            raise
         elapsed = time.perf_counter() - started
+    now_opened, now_closed, now_retried = pool.counters()
+    connections = (
+        f"{len(pool.connections)} keep-alive connections, {now_opened - opened} (re)opened "
+        f"during the phase, {now_closed - closed} closed by the server, "
+        f"{now_retried - retried} requests resent after an idle close"
+    )
     return PhaseStats(
-        len(indexes),
+        len(requests),
         elapsed,
         statuses,
+        expected,
         unexpected,
         sampler.cpu_summary(),
         sampler.growth_mib,
         sampler.server_cpu,
         sampler.client_cpu,
         latencies,
+        connections,
     )
 
 
-def async_client(server: Server, concurrency: int) -> httpx.AsyncClient:
-    return httpx.AsyncClient(
-        base_url=server.base_url,
-        limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        timeout=httpx.Timeout(60.0),
-        trust_env=False,
-    )
+CREATED: Final = frozenset({201, 202})
+
+
+def create_requests(port: int, indexes: Iterable[int]) -> list[tuple[int, bytes]]:
+    return [
+        (index, encode_request("POST", "/v1/_i", port, corpus_invoice(index), "application/toml"))
+        for index in indexes
+    ]
 
 
 async def create_and_get(
     server: Server, args: argparse.Namespace, creates: int
 ) -> tuple[PhaseStats, PhaseStats]:
-    bodies = {index: corpus_invoice(index) for index in range(creates)}
-    headers = {"Content-Type": "application/toml"}
-
-    async def create(client: httpx.AsyncClient, index: int) -> httpx.Response:
-        return await client.post("/v1/_i", content=bodies[index], headers=headers)
-
-    async def get(client: httpx.AsyncClient, index: int) -> httpx.Response:
+    # Every request's bytes exist before the clock starts.
+    posts = create_requests(server.port, range(creates))
+    gets = []
+    for index in range(args.gets):
         target = index % creates
         path = f"/v1/_i/{quote(corpus_name(target))}/{corpus_version(target)}"
-        return await client.get(path)
-
-    async with async_client(server, args.concurrency) as client:
-        create_stats = await concurrent_phase(
-            client,
-            server.pid,
-            range(creates),
-            args.concurrency,
-            create,
-            frozenset({202}),
-            args.phase_timeout,
-        )
+        gets.append((index, encode_request("GET", path, server.port)))
+    pool = await ConnectionPool.open(server.port, args.concurrency)
+    try:
+        create_stats = await concurrent_phase(pool, server.pid, posts, CREATED, args.phase_timeout)
         get_stats = await concurrent_phase(
-            client,
-            server.pid,
-            range(args.gets),
-            args.concurrency,
-            get,
-            frozenset({200}),
-            args.phase_timeout,
+            pool, server.pid, gets, frozenset({200}), args.phase_timeout
         )
+    finally:
+        pool.close()
     return create_stats, get_stats
 
 
 async def fill_corpus(server: Server, args: argparse.Namespace, first: int) -> PhaseStats:
-    headers = {"Content-Type": "application/toml"}
-    indexes = range(first, args.invoices)
-    bodies = {index: corpus_invoice(index) for index in indexes}
-
-    async def create(client: httpx.AsyncClient, index: int) -> httpx.Response:
-        return await client.post("/v1/_i", content=bodies[index], headers=headers)
-
-    async with async_client(server, args.concurrency) as client:
-        return await concurrent_phase(
-            client,
-            server.pid,
-            indexes,
-            args.concurrency,
-            create,
-            frozenset({202}),
-            args.phase_timeout,
-        )
+    posts = create_requests(server.port, range(first, args.invoices))
+    pool = await ConnectionPool.open(server.port, args.concurrency)
+    try:
+        return await concurrent_phase(pool, server.pid, posts, CREATED, args.phase_timeout)
+    finally:
+        pool.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -1073,8 +1292,8 @@ def _with_server(
         flush=True,
     )
     create_stats, get_stats = INTERRUPTS.run(create_and_get(server, args, creates))
-    report_phase(results, "create", create_stats, 202)
-    report_phase(results, "GET", get_stats, 200)
+    report_phase(results, "create", create_stats)
+    report_phase(results, "GET", get_stats)
     rows += [
         Row(f"Invoice create/s ({args.concurrency} conn.)", create_stats.rate()),
         Row(f"Invoice GET/s ({args.concurrency} conn.)", get_stats.rate()),
@@ -1089,7 +1308,7 @@ def _with_server(
     print(f"[4/6] filling the store to {args.invoices} invoices", flush=True)
     if creates < args.invoices:
         fill_stats = INTERRUPTS.run(fill_corpus(server, args, creates))
-        report_phase(results, "fill", fill_stats, 202)
+        report_phase(results, "fill", fill_stats)
     stored = stored_total(server)
     results.detail(f"invoices stored: {stored} ({args.runs} of them from the transfers)")
     if stored < args.invoices:
@@ -1152,15 +1371,15 @@ def check_exit(results: Results, server: Server, exit_code: int | None) -> None:
         results.problem(f"server exited with {exit_code} on SIGTERM")
 
 
-def report_phase(results: Results, name: str, stats: PhaseStats, expected: int) -> None:
+def report_phase(results: Results, name: str, stats: PhaseStats) -> None:
     results.detail(
         f"{name}: {stats.count} requests in {stats.seconds:.2f} s = {stats.per_second:.0f}/s, "
         f"statuses {dict(stats.statuses)}; {stats.latency_summary()}; {stats.cpu}; "
-        f"server RSS +{stats.rss_growth_mib:.1f} MiB"
+        f"server RSS +{stats.rss_growth_mib:.1f} MiB; {stats.connections}"
     )
-    bad = stats.count - stats.statuses.get(expected, 0)
-    if bad:
-        results.problem(f"{name}: {bad} of {stats.count} not {expected}: {stats.unexpected}")
+    if stats.bad:
+        wanted = "/".join(str(status) for status in sorted(stats.expected))
+        results.problem(f"{name}: {stats.bad} of {stats.count} not {wanted}: {stats.unexpected}")
 
 
 def scan_server_log(server: Server, results: Results) -> None:
