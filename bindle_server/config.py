@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+import os
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
@@ -50,6 +52,34 @@ class Settings(BaseSettings):
         "accepted and host-signed (Bindle 0.8 behaviour, what Spin 1.x and hippo-cli need)",
     )
 
+    max_invoice_bytes: int = Field(
+        default=32 * 1024 * 1024,
+        gt=0,
+        description="largest invoice body accepted (413 beyond); 10,000 parcels take ~3 MiB",
+    )
+    max_parcels: int = Field(
+        default=50_000, gt=0, description="most parcels one invoice may list (413 beyond)"
+    )
+    max_header_bytes: int = Field(
+        default=64 * 1024, gt=0, description="largest request header block (431 beyond)"
+    )
+    body_timeout: float = Field(
+        default=60.0,
+        gt=0,
+        description="seconds a request body may stall before the request fails with 408",
+    )
+
+    def to_environment(self) -> dict[str, str]:
+        """These settings as BINDLE_* variables (for worker processes that rebuild them)."""
+        names = {"address": "BINDLE_IP_ADDRESS_PORT", "strategy": "BINDLE_VERIFICATION_STRATEGY"}
+        environment = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            environment[names.get(name, f"BINDLE_{name.upper()}")] = text
+        return environment
+
     @property
     def signing_keys_path(self) -> Path:
         return self.signing_keys or self.directory / "signing-keys.toml"
@@ -64,3 +94,9 @@ class Settings(BaseSettings):
         if not sep or not port.isdigit() or not host:
             raise ValueError(f"invalid address {self.address!r}: expected HOST:PORT")
         return host.strip("[]"), int(port)
+
+
+def configure_logging(level: str | None = None) -> None:
+    """One log format for the server, uvicorn's access log and every worker process."""
+    chosen = (level or os.environ.get("BINDLE_LOG_LEVEL") or "info").upper()
+    logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")

@@ -147,6 +147,18 @@ class RangeNotSatisfiable(BindleError):
         self.size = size
 
 
+class PayloadTooLarge(BindleError):
+    """A request body, its headers or an invoice's parcel list is over the server's limit."""
+
+
+class BodyTimeout(BindleError):
+    """The request body stalled: no bytes arrived within the server's body timeout."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"request body timed out: nothing arrived for {seconds:g} seconds")
+        self.seconds = seconds
+
+
 class InsufficientStorage(BindleError):
     """The data directory ran out of space while storing something."""
 

@@ -18,6 +18,7 @@ from bindle_server.errors import (
     ParcelExists,
     ParcelNotFound,
     ParcelNotInInvoice,
+    PayloadTooLarge,
     SizeMismatch,
     YankedOnCreate,
 )
@@ -71,7 +72,10 @@ class QueryResult:
 class BindleService:
     """Create, fetch and yank invoices; accept and serve parcels; answer queries."""
 
-    def __init__(self, stores: Stores, index: Index, signing: HostSigning) -> None:
+    def __init__(
+        self, stores: Stores, index: Index, signing: HostSigning, *, max_parcels: int = 50_000
+    ) -> None:
+        self._max_parcels = max_parcels
         self._parcels = stores.parcels
         self._invoices = stores.invoices
         self._index = index
@@ -106,6 +110,10 @@ class BindleService:
         invoice = parse_invoice(body, fmt)
         if invoice.is_yanked:
             raise YankedOnCreate()
+        if len(invoice.parcels) > self._max_parcels:
+            raise PayloadTooLarge(
+                f"invoice lists {len(invoice.parcels)} parcels; the limit is {self._max_parcels}"
+            )
         invoice = self._signing.accept(invoice)
         bindle_id = invoice.bindle_id
         document = dump_invoice(invoice)

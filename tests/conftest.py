@@ -51,9 +51,12 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
     """Start live servers (stopped at teardown); each call may reuse a data directory."""
     started: list[ServerProcess] = []
 
-    def start(data_dir: Path | None = None, *extra_args: str) -> ServerProcess:
+    def start(
+        data_dir: Path | None = None, *extra_args: str, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         directory = data_dir or tmp_path / f"server-data-{len(started)}"
-        server = start_server(directory, tmp_path / f"server-{len(started)}.log", *extra_args)
+        log = tmp_path / f"server-{len(started)}.log"
+        server = start_server(directory, log, *extra_args, env=env)
         started.append(server)
         return server
 

@@ -60,9 +60,14 @@ class ServerProcess:
         self.stop(signal.SIGKILL)
 
 
-def start_server(data_dir: Path, log_path: Path, *extra_args: str) -> ServerProcess:
-    """Start `python -m bindle_server` and wait, with a deadline, until /healthz answers."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("BINDLE_")}
+def start_server(
+    data_dir: Path, log_path: Path, *extra_args: str, env: dict[str, str] | None = None
+) -> ServerProcess:
+    """Start `python -m bindle_server` and wait, with a deadline, until /healthz answers.
+
+    The server sees none of the caller's BINDLE_* variables, only those in `env`.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("BINDLE_")} | (env or {})
     last_error = "never started"
     for _ in range(3):  # the free port can be taken between our probe and the bind
         port = free_port()

@@ -10,8 +10,9 @@ from fastapi import FastAPI
 
 from bindle_server import __version__
 from bindle_server.api.errors import install_error_handlers
+from bindle_server.api.limits import HeaderLimit
 from bindle_server.api.routes import health, invoices, keys, query, relationships
-from bindle_server.config import Settings
+from bindle_server.config import Settings, configure_logging
 from bindle_server.search import SqliteIndex
 from bindle_server.service import BindleService
 from bindle_server.signing import HostSigning, open_host_signing
@@ -40,9 +41,10 @@ def create_app(settings: Settings) -> FastAPI:
         signing = open_signing(settings)
         stores = open_stores(settings.storage_url)
         index = SqliteIndex(stores.index_location)
-        service = BindleService(stores, index, signing)
+        service = BindleService(stores, index, signing, max_parcels=settings.max_parcels)
         await service.recover()
         app.state.service = service
+        app.state.settings = settings
         log.info("serving bindles from %s", stores.description)
         log.info("signing: %s", signing.describe())
         try:
@@ -57,7 +59,14 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
     for router in (invoices.router, relationships.router, query.router, keys.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app
+
+
+def app_from_environment() -> FastAPI:
+    """The app for uvicorn worker processes, configured by BINDLE_* variables."""
+    configure_logging()
+    return create_app(Settings())

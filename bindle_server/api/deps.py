@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from bindle_server.config import Settings
 from bindle_server.service import BindleService
 
 
@@ -14,4 +15,10 @@ def get_service(request: Request) -> BindleService:
     return service
 
 
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 ServiceDep = Annotated[BindleService, Depends(get_service)]
+SettingsDep = Annotated[Settings, Depends(get_settings)]

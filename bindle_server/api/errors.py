@@ -23,6 +23,8 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
     errors.AlreadyExists: 409,
     errors.YankedOnCreate: 422,
     errors.RangeNotSatisfiable: 416,
+    errors.PayloadTooLarge: 413,
+    errors.BodyTimeout: 408,
     errors.InsufficientStorage: 507,
 }
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,7 +12,7 @@ import typer
 import uvicorn
 
 from bindle_server import __version__
-from bindle_server.config import DEFAULT_ADDRESS, Settings
+from bindle_server.config import DEFAULT_ADDRESS, Settings, configure_logging
 from bindle_server.errors import BindleError
 
 app = typer.Typer(
@@ -87,6 +88,15 @@ RequireSignaturesOption = Annotated[
         show_default=False,
     ),
 ]
+WorkersOption = Annotated[
+    int,
+    typer.Option(
+        "--workers",
+        min=1,
+        envvar="BINDLE_WORKERS",
+        help="Server processes sharing the listening socket and the data directory",
+    ),
+]
 LogLevelOption = Annotated[
     str,
     typer.Option("--log-level", help="debug, info, warning or error", envvar="BINDLE_LOG_LEVEL"),
@@ -99,12 +109,6 @@ def _override(settings: Settings | None, **values: Any) -> Settings:
     if settings is None:
         return Settings(**given)
     return Settings.model_validate({**settings.model_dump(), **given}) if given else settings
-
-
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
 
 
 def _version(value: bool) -> None:
@@ -122,13 +126,14 @@ def main_command(
     keyring: KeyringOption = None,
     strategy: StrategyOption = None,
     require_signatures: RequireSignaturesOption = None,
+    workers: WorkersOption = 1,
     log_level: LogLevelOption = "info",
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version")
     ] = False,
 ) -> None:
     """Serve the Bindle API (the default when no command is given)."""
-    _configure_logging(log_level)
+    configure_logging(log_level)
     ctx.obj = _override(
         None,
         address=address,
@@ -139,7 +144,7 @@ def main_command(
         require_signatures=require_signatures,
     )
     if ctx.invoked_subcommand is None:
-        _serve(ctx.obj, log_level)
+        _serve(ctx.obj, log_level, workers)
 
 
 @app.command()
@@ -151,6 +156,7 @@ def serve(
     keyring: KeyringOption = None,
     strategy: StrategyOption = None,
     require_signatures: RequireSignaturesOption = None,
+    workers: WorkersOption = 1,
     log_level: LogLevelOption = "info",
 ) -> None:
     """Serve the Bindle API under /v1 (same as running bindle-server with no command)."""
@@ -163,7 +169,7 @@ def serve(
         strategy=strategy,
         require_signatures=require_signatures,
     )
-    _serve(settings, log_level)
+    _serve(settings, log_level, workers)
 
 
 @app.command()
@@ -220,7 +226,7 @@ def keys_print(
     typer.echo(KeyRing([key.key_entry() for key in keys.keys]).dumps(), nl=False)
 
 
-def _serve(settings: Settings, log_level: str) -> None:
+def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     from bindle_server.api.app import create_app, open_signing
 
     try:
@@ -238,13 +244,22 @@ def _serve(settings: Settings, log_level: str) -> None:
         settings.storage_url,
         settings.address,
     )
+    options: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "log_config": None,
+        "log_level": log_level.lower(),
+        "server_header": False,
+    }
+    if workers == 1:
+        uvicorn.run(create_app(settings), **options)
+        return
+    # Worker processes import the app and rebuild the settings from the environment. They
+    # share the data directory safely: writes publish with link/rename, temp files are
+    # locked, and the SQLite index coordinates its writers.
+    os.environ.update(settings.to_environment(), BINDLE_LOG_LEVEL=log_level)
     uvicorn.run(
-        create_app(settings),
-        host=host,
-        port=port,
-        log_config=None,
-        log_level=log_level.lower(),
-        server_header=False,
+        "bindle_server.api.app:app_from_environment", factory=True, workers=workers, **options
     )
 
 

@@ -122,17 +122,24 @@ class SqliteIndex:
         self._db.execute("PRAGMA journal_mode = WAL")
         # FULL: a pending mark must be on disk before the invoice write it protects.
         self._db.execute("PRAGMA synchronous = FULL")
-        found_version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        # A new index over an existing store must be filled before it answers queries;
-        # an index of another schema is derived data, so it is dropped and rebuilt.
-        self.is_new = found_version != SCHEMA_VERSION
-        with self._db:
+        # IMMEDIATE: of several processes opening a new index at once, one creates it.
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            found_version = self._db.execute("PRAGMA user_version").fetchone()[0]
+            # A new index over an existing store must be filled before it answers
+            # queries; an index of another schema is derived data: dropped and rebuilt.
+            self.is_new = found_version != SCHEMA_VERSION
             if self.is_new:
-                self._db.executescript(
-                    "DROP TABLE IF EXISTS invoices; DROP TABLE IF EXISTS pending;"
-                )
-            self._db.executescript(_SCHEMA)
+                self._db.execute("DROP TABLE IF EXISTS invoices")
+                self._db.execute("DROP TABLE IF EXISTS pending")
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._db.execute(statement)
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:

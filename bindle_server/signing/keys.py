@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -240,12 +241,17 @@ class SecretKeyFile:
     def load(cls, path: Path) -> SecretKeyFile:
         return cls.loads(_read(path), str(path))
 
-    def save(self, path: Path) -> None:
-        write_private_file(path, self.dumps().encode(), mode=0o600)
+    def save(self, path: Path, *, replace: bool = True) -> bool:
+        """Write the file (mode 0600); see write_private_file for `replace`."""
+        return write_private_file(path, self.dumps().encode(), mode=0o600, replace=replace)
 
 
-def write_private_file(path: Path, data: bytes, *, mode: int) -> None:
-    """Write a key file atomically, created with `mode` (never briefly world-readable)."""
+def write_private_file(path: Path, data: bytes, *, mode: int, replace: bool = True) -> bool:
+    """Write a key file atomically, created with `mode` (never briefly world-readable).
+
+    With `replace=False` an existing file is kept and False returned, so that processes
+    starting together cannot each create (and use) a different key.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
@@ -255,7 +261,18 @@ def write_private_file(path: Path, data: bytes, *, mode: int) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temp, path)
+    try:
+        if replace:
+            os.replace(temp, path)
+            return True
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
 
 
 def _key_bytes(key: str) -> bytes | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from bindle_server.api.deps import ServiceDep
+from bindle_server.api.body import read_body
+from bindle_server.api.deps import ServiceDep, SettingsDep
 from bindle_server.api.errors import error_response
 from bindle_server.api.paths import parse_target
 from bindle_server.api.responses import document_response, response_format
@@ -28,9 +29,10 @@ def _body_format(request: Request) -> Format:
 
 
 @router.post("/_i", status_code=201)
-async def create_invoice(request: Request, service: ServiceDep) -> Response:
+async def create_invoice(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     """Store a new invoice. 201 when all its parcels are stored, 202 with `missing` otherwise."""
-    created = await service.create_invoice(await request.body(), _body_format(request))
+    body = await read_body(request, settings.max_invoice_bytes, settings.body_timeout, "invoice")
+    created = await service.create_invoice(body, _body_format(request))
     fmt = response_format(request)
     document = {
         "invoice": to_document(created.invoice, fmt),
@@ -55,12 +57,16 @@ async def get_invoice_or_parcel(path: str, request: Request, service: ServiceDep
 
 
 @router.post("/_i/{path:path}")
-async def upload_parcel(path: str, request: Request, service: ServiceDep) -> Response:
+async def upload_parcel(
+    path: str, request: Request, service: ServiceDep, settings: SettingsDep
+) -> Response:
     """Upload a parcel's bytes (any content type, chunked or not); 200 when stored."""
     target = parse_target(path)
     if target.sha256 is None:
         return error_response(405, "invoices are created by POST to /_i, not to their own path")
-    return await parcels.upload(request, service, target.bindle_id, target.sha256)
+    return await parcels.upload(
+        request, service, target.bindle_id, target.sha256, settings.body_timeout
+    )
 
 
 @router.delete("/_i/{path:path}")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
+from bindle_server.api.body import stream_body
 from bindle_server.api.ranges import parse_range
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.model import BindleId
@@ -12,11 +13,16 @@ from bindle_server.service import BindleService
 
 
 async def upload(
-    request: Request, service: BindleService, bindle_id: BindleId, sha256: str
+    request: Request,
+    service: BindleService,
+    bindle_id: BindleId,
+    sha256: str,
+    body_timeout: float,
 ) -> Response:
     length_header = request.headers.get("content-length")
     content_length = int(length_header) if length_header and length_header.isdigit() else None
-    await service.upload_parcel(bindle_id, sha256, request.stream(), content_length)
+    chunks = stream_body(request, body_timeout)
+    await service.upload_parcel(bindle_id, sha256, chunks, content_length)
     fmt = response_format(request)
     return document_response(request, {"message": "parcel created"}, fmt)
 
