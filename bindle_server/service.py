@@ -97,7 +97,7 @@ class BindleService:
             entry = None
             if document is not None:
                 try:
-                    entry = _index_entry(key, parse_invoice(document))
+                    entry = index_entry(key, parse_invoice(document))
                 except InvalidInvoice as exc:
                     log.warning("invoice %s is unreadable and stays out of the index: %s", key, exc)
             await self._index.settle(key, entry)
@@ -127,7 +127,7 @@ class BindleService:
         if not created:
             await self._index.end(token)
             raise InvoiceExists(str(bindle_id))
-        await self._index.put(_index_entry(key, invoice), token)
+        await self._index.put(index_entry(key, invoice), token)
         missing = await self._missing_labels(invoice)
         log.info(
             "stored invoice %s (%d parcel(s), %d missing)",
@@ -160,7 +160,7 @@ class BindleService:
         except BaseException:
             await self._index.end(token)
             raise
-        await self._index.put(_index_entry(key, yanked), token)
+        await self._index.put(index_entry(key, yanked), token)
         log.info("yanked invoice %s", bindle_id)
 
     def published_keys(self, roles: list[SignatureRole] | None = None) -> KeyRing:
@@ -247,13 +247,13 @@ async def rebuild_index(invoices: InvoiceStore, index: Index) -> tuple[int, int]
             log.warning("skipping invoice %s: it is stored under the wrong key", key)
             skipped += 1
             continue
-        await index.put(_index_entry(key, invoice))
+        await index.put(index_entry(key, invoice))
         indexed += 1
     log.info("reindexed %d invoice(s), skipped %d", indexed, skipped)
     return indexed, skipped
 
 
-def _index_entry(key: str, invoice: Invoice) -> IndexEntry:
+def index_entry(key: str, invoice: Invoice) -> IndexEntry:
     document = dump_document(to_document(invoice, Format.TOML), Format.JSON).decode()
     return IndexEntry(
         key=key,

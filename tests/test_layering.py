@@ -16,9 +16,10 @@ ALLOWED = {
     "search": {"model"},
     "signing": {"model"},
     "service": {"model", "storage", "search", "signing"},
+    "fsck": {"model", "storage", "search", "service"},
     "config": set(),
     "api": {"model", "storage", "search", "signing", "service", "config"},
-    "cli": {"model", "storage", "search", "signing", "service", "config", "api"},
+    "cli": {"model", "storage", "search", "signing", "service", "config", "api", "fsck"},
 }
 # Third-party modules the pure layers must not touch.
 FORBIDDEN_EXTERNAL = {

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
@@ -14,6 +14,9 @@ import uvicorn
 from bindle_server import __version__
 from bindle_server.config import DEFAULT_ADDRESS, Settings, configure_logging
 from bindle_server.errors import BindleError
+
+if TYPE_CHECKING:
+    from bindle_server.fsck import Report
 
 app = typer.Typer(
     help="A self-hosted Bindle server (Bindle v1 protocol) on local disk.",
@@ -180,6 +183,35 @@ def reindex(ctx: typer.Context, directory: DirectoryOption = None) -> None:
     typer.echo(f"indexed {indexed} invoice(s), skipped {skipped} unreadable")
 
 
+@app.command()
+def fsck(
+    ctx: typer.Context,
+    directory: DirectoryOption = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Move damaged parcels to quarantine (they then count as missing, so the "
+            "next upload of the right bytes heals them) and fix the index",
+        ),
+    ] = False,
+) -> None:
+    """Re-hash every parcel, parse every invoice and check the index against them.
+
+    Exits 0 when everything is sound (or was repaired), 1 when problems remain.
+    Run it with the server stopped.
+    """
+    settings = _override(ctx.obj, directory=directory)
+    report = asyncio.run(_fsck(settings, repair))
+    for problem in report.problems:
+        typer.echo(str(problem))
+    typer.echo(
+        f"checked {report.parcels} parcel(s) and {report.invoices} invoice(s): "
+        f"{len(report.problems)} problem(s), {len(report.unrepaired)} unrepaired"
+    )
+    raise typer.Exit(1 if report.unrepaired else 0)
+
+
 @keys_app.command("create")
 def keys_create(
     ctx: typer.Context,
@@ -272,6 +304,19 @@ async def _reindex(settings: Settings) -> tuple[int, int]:
     index = SqliteIndex(stores.index_location)
     try:
         return await rebuild_index(stores.invoices, index)
+    finally:
+        await index.close()
+
+
+async def _fsck(settings: Settings, repair: bool) -> Report:
+    from bindle_server.fsck import check
+    from bindle_server.search import SqliteIndex
+    from bindle_server.storage import open_stores
+
+    stores = open_stores(settings.storage_url)
+    index = SqliteIndex(stores.index_location)
+    try:
+        return await check(stores, index, repair=repair)
     finally:
         await index.close()
 

@@ -101,6 +101,10 @@ class Index(Protocol):
         """How many invoices are indexed."""
         ...
 
+    async def yanked_by_key(self) -> dict[str, bool]:
+        """Every indexed invoice's key and whether the index has it as yanked."""
+        ...
+
     async def close(self) -> None:
         """Close the index."""
         ...
@@ -204,6 +208,10 @@ class SqliteIndex:
     async def count(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM invoices").fetchone())
         return int(row[0])
+
+    async def yanked_by_key(self) -> dict[str, bool]:
+        rows = await self._run(lambda db: db.execute("SELECT key, yanked FROM invoices").fetchall())
+        return {key: bool(yanked) for key, yanked in rows}
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())

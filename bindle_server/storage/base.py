@@ -41,6 +41,14 @@ class ParcelStore(Protocol):
         """
         ...
 
+    def digests(self) -> AsyncIterator[str]:
+        """The digest of every stored parcel (for checking the store)."""
+        ...
+
+    async def quarantine(self, sha256: str) -> None:
+        """Move a damaged parcel out of service: afterwards it counts as not stored."""
+        ...
+
 
 class InvoiceStore(Protocol):
     """Invoice documents (TOML bytes), keyed by the sha256 of "NAME/VERSION"."""

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 from pathlib import Path
 
@@ -18,7 +19,8 @@ import aiofiles
 import anyio
 
 from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
-from bindle_server.storage.atomic import TempFile, sweep, write_file
+from bindle_server.model import is_sha256
+from bindle_server.storage.atomic import TempFile, fsync_dir, sweep, write_file
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +38,10 @@ READ_AHEAD = 64 * 1024 * 1024
 class LocalParcelStore:
     """Parcels as files; implements storage.base.ParcelStore."""
 
-    def __init__(self, root: Path, staging: Path) -> None:
+    def __init__(self, root: Path, staging: Path, quarantine: Path) -> None:
         self._root = root
         self._staging = staging
+        self._quarantine_dir = quarantine
 
     def _path(self, sha256: str) -> Path:
         return self._root / sha256 / "parcel.dat"
@@ -114,6 +117,28 @@ class LocalParcelStore:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(reader.close)
 
+    async def digests(self) -> AsyncIterator[str]:
+        names = await anyio.to_thread.run_sync(_subdirectories, self._root)
+        for name in names:
+            if is_sha256(name):
+                yield name
+
+    async def quarantine(self, sha256: str) -> None:
+        await anyio.to_thread.run_sync(self._quarantine, sha256)
+
+    def _quarantine(self, sha256: str) -> None:
+        # Kept, not deleted, so an operator can look at what went wrong.
+        self._quarantine_dir.mkdir(exist_ok=True)
+        target = self._quarantine_dir / f"{sha256}.{time.strftime('%Y%m%dT%H%M%S')}.dat"
+        os.replace(self._path(sha256), target)
+        fsync_dir(self._path(sha256).parent)
+        fsync_dir(self._quarantine_dir)
+
+
+def _subdirectories(root: Path) -> list[str]:
+    with os.scandir(root) as entries:
+        return sorted(entry.name for entry in entries if entry.is_dir())
+
 
 class _ParcelReader:
     """Sequential reads that ask the kernel to read ahead of them.
@@ -176,8 +201,7 @@ class LocalInvoiceStore:
                 yield key, document
 
     def _keys(self) -> list[str]:
-        with os.scandir(self._root) as entries:
-            return sorted(entry.name for entry in entries if entry.is_dir())
+        return _subdirectories(self._root)
 
 
 class LocalStores:
@@ -189,5 +213,5 @@ class LocalStores:
         for directory in (root / "invoices", root / "parcels", staging):
             directory.mkdir(parents=True, exist_ok=True)
         sweep(staging)
-        self.parcels = LocalParcelStore(root / "parcels", staging)
+        self.parcels = LocalParcelStore(root / "parcels", staging, root / "quarantine")
         self.invoices = LocalInvoiceStore(root / "invoices", staging)

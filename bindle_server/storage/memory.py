@@ -47,6 +47,13 @@ class MemoryParcelStore:
             raise ParcelNotFound(sha256)
         yield data[start:end]
 
+    async def digests(self) -> AsyncIterator[str]:
+        for sha256 in sorted(self._parcels):
+            yield sha256
+
+    async def quarantine(self, sha256: str) -> None:
+        self._parcels.pop(sha256, None)
+
 
 class MemoryInvoiceStore:
     """Invoices in a dict; implements storage.base.InvoiceStore."""

@@ -114,6 +114,25 @@ class ParcelStoreContract:
         assert await stores.parcels.write(empty, 0, chunks_of(b""))
         assert await read_all(stores, empty) == b""
 
+    @pytest.mark.anyio
+    async def test_digests_lists_every_stored_parcel(self, stores: Stores) -> None:
+        other = b"another parcel"
+        await stores.parcels.write(SHA, len(DATA), chunks_of(DATA))
+        await stores.parcels.write(hashlib.sha256(other).hexdigest(), len(other), chunks_of(other))
+        listed = [sha async for sha in stores.parcels.digests()]
+        assert sorted(listed) == sorted([SHA, hashlib.sha256(other).hexdigest()])
+
+    @pytest.mark.anyio
+    async def test_quarantined_parcel_is_missing_and_can_be_stored_again(
+        self, stores: Stores
+    ) -> None:
+        await stores.parcels.write(SHA, len(DATA), chunks_of(DATA))
+        await stores.parcels.quarantine(SHA)
+        assert not await stores.parcels.exists(SHA)
+        assert await stores.parcels.missing([SHA]) == {SHA}
+        assert await stores.parcels.write(SHA, len(DATA), chunks_of(DATA)) is True
+        assert await read_all(stores, SHA) == DATA
+
 
 class InvoiceStoreContract:
     """What every InvoiceStore promises (see bindle_server/storage/base.py)."""
