@@ -3,7 +3,8 @@
 Temp files live in one staging directory on the same filesystem as their targets, so a
 failed write never creates anything under `invoices/` or `parcels/`. Each temp file holds
 an exclusive `flock` while it is written: the start-up sweep removes only temps whose lock
-it can take, which makes the sweep safe while another worker process is still writing.
+it can take, which makes the sweep safe while another worker process is still writing
+(a writer that loses its file to a sweep in the instant before locking starts afresh).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import fcntl
 import hashlib
 import logging
 import os
-import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +26,6 @@ TEMP_PREFIX = ".tmp-"
 # Written bytes are handed to the kernel's writeback in windows of this size (see write).
 _WRITEBACK_WINDOW = 32 * 1024 * 1024
 _DONTNEED = os.POSIX_FADV_DONTNEED
-_SWEEP_MIN_AGE_SECONDS = 5.0
 
 
 def fsync_dir(path: Path) -> None:
@@ -50,9 +49,20 @@ class TempFile:
     """
 
     def __init__(self, staging: Path) -> None:
-        self.path = staging / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        for _ in range(3):
+            self.path = staging / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # A sweep in another process may have removed the file between its creation
+            # and the lock; then this inode is nameless, and publishing it would fail.
+            try:
+                if os.stat(self.path).st_ino == os.fstat(self._fd).st_ino:
+                    break
+            except FileNotFoundError:
+                pass
+            os.close(self._fd)
+        else:
+            raise OSError(f"could not create a temp file in {staging}")
         self._hash = hashlib.sha256()
         self.size = 0
         self._advised = 0
@@ -146,9 +156,6 @@ def sweep(staging: Path) -> int:
         if not entry.name.startswith(TEMP_PREFIX):
             continue
         try:
-            # A writer creates its temp and locks it a moment later: leave young files alone.
-            if entry.stat().st_mtime > time.time() - _SWEEP_MIN_AGE_SECONDS:
-                continue
             fd = os.open(entry.path, os.O_RDONLY)
         except FileNotFoundError:
             continue
