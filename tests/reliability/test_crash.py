@@ -8,6 +8,7 @@ moment of the burst. The seed is printed, so a failing run can be replayed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import random
@@ -75,10 +76,9 @@ async def _burst(
                 ledger.yanks.add(bindle_id)
 
         async def quietly(work: Any) -> None:
-            try:
+            # The server died mid-request: nothing was acknowledged.
+            with contextlib.suppress(httpx.TransportError):
                 await work
-            except httpx.TransportError:
-                pass  # the server died mid-request: nothing was acknowledged
 
         tasks = [asyncio.ensure_future(quietly(push(doc))) for doc in docs]
         if yank_target is not None:
