@@ -90,11 +90,14 @@ def start_server(
         server = ServerProcess(process, port, data_dir, log_path)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
-            try:
-                if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
-                    return server
-            except httpx.TransportError as exc:
-                last_error = str(exc)
+            # Only our own process's log proves the port is ours: another test run may
+            # have bound the same free port first and would answer /healthz too.
+            if f"running on http://127.0.0.1:{port}" in server.log():
+                try:
+                    if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
+                        return server
+                except httpx.TransportError as exc:
+                    last_error = str(exc)
             time.sleep(0.05)
         server.kill()
         last_error = f"exit code {process.returncode}: {server.log()[-2000:]}"

@@ -10,7 +10,8 @@ from fastapi import FastAPI
 
 from bindle_server import __version__
 from bindle_server.api.errors import install_error_handlers
-from bindle_server.api.limits import HeaderLimit
+from bindle_server.api.limits import RequestGuard
+from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.routes import health, invoices, keys, query, relationships
 from bindle_server.config import Settings, configure_logging
 from bindle_server.search import SqliteIndex
@@ -57,9 +58,10 @@ def create_app(settings: Settings) -> FastAPI:
         version=__version__,
         summary="Bindle v1 protocol: invoices and content-addressed parcels",
         lifespan=lifespan,
+        default_response_class=TomlResponse,
     )
     install_error_handlers(app)
-    app.add_middleware(HeaderLimit, limit=settings.max_header_bytes)
+    app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
     for router in (invoices.router, relationships.router, query.router, keys.router):
         app.include_router(router, prefix=API_PREFIX)
     app.include_router(health.router)

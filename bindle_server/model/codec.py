@@ -40,6 +40,8 @@ def load_document(data: bytes, fmt: Format) -> Document:
             document = json.loads(text)
         except json.JSONDecodeError as exc:
             raise InvalidInvoice(f"invalid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidInvoice("invalid JSON: nested too deeply") from None
         if not isinstance(document, dict):
             raise InvalidInvoice("invalid JSON: the body must be an object")
         return document
@@ -47,6 +49,8 @@ def load_document(data: bytes, fmt: Format) -> Document:
         return tomli.loads(text)
     except tomli.TOMLDecodeError as exc:
         raise InvalidInvoice(f"invalid TOML: {exc}") from None
+    except RecursionError:
+        raise InvalidInvoice("invalid TOML: nested too deeply") from None
 
 
 def parse_invoice(data: bytes, fmt: Format = Format.TOML) -> Invoice:

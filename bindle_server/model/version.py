@@ -20,14 +20,32 @@ _SEMVER = re.compile(
 # numeric identifiers sort before alphanumeric ones (semver.org item 11).
 PreKey = tuple[tuple[int, int, str], ...]
 
+# The reference (Rust `semver`) keeps MAJOR, MINOR and PATCH in unsigned 64-bit integers.
+MAX_PART = 2**64 - 1
 
-def _number(value: int) -> str:
-    digits = str(value)
+
+def _match(text: str) -> re.Match[str] | None:
+    # fullmatch: `$` alone would also accept a trailing newline.
+    match = _SEMVER.fullmatch(text)
+    if match is None:
+        return None
+    # Length first, so that int() never sees an arbitrarily long digit string.
+    for part in ("major", "minor", "patch"):
+        if len(match[part]) > 20 or int(match[part]) > MAX_PART:
+            return None
+    return match
+
+
+def _number(digits: str) -> str:
     return f"{len(digits):03d}{digits}"
 
 
 def _pre_key(pre: str) -> PreKey:
-    return tuple((0, int(part), "") if part.isdigit() else (1, 0, part) for part in pre.split("."))
+    # Numeric identifiers have no leading zeros, so (length, digits) orders them by value
+    # without converting arbitrarily long digit strings to int.
+    return tuple(
+        (0, len(part), part) if part.isdigit() else (1, 0, part) for part in pre.split(".")
+    )
 
 
 @total_ordering
@@ -51,12 +69,11 @@ class Version:
     @classmethod
     def parse(cls, text: str) -> Version:
         """Parse a full SemVer version; raise ValueError with a readable reason otherwise."""
-        # fullmatch: `$` alone would also accept a trailing newline.
-        match = _SEMVER.fullmatch(text)
+        match = _match(text)
         if match is None:
             raise ValueError(
                 f"{text!r} is not a SemVer 2.0.0 version (MAJOR.MINOR.PATCH[-PRERELEASE][+BUILD], "
-                "no leading zeros or 'v' prefix)"
+                "no leading zeros or 'v' prefix, numbers of at most 64 bits)"
             )
         return cls(
             int(match["major"]),
@@ -68,7 +85,7 @@ class Version:
 
     @classmethod
     def is_valid(cls, text: str) -> bool:
-        return _SEMVER.fullmatch(text) is not None
+        return _match(text) is not None
 
     @property
     def key(self) -> tuple[int, int, int, int, PreKey]:
@@ -88,12 +105,11 @@ class Version:
         starts a pre-release), and pre-release identifiers are joined by a separator that
         sorts below every identifier character.
         """
-        text = _number(self.major) + _number(self.minor) + _number(self.patch)
+        text = _number(str(self.major)) + _number(str(self.minor)) + _number(str(self.patch))
         if not self.pre:
             return text + "~"
         identifiers = (
-            "0" + _number(int(part)) if part.isdigit() else "1" + part
-            for part in self.pre.split(".")
+            "0" + _number(part) if part.isdigit() else "1" + part for part in self.pre.split(".")
         )
         return text + "-" + "\x01".join(identifiers)
 

@@ -82,7 +82,7 @@ def _integer(values: Mapping[str, str], name: str, low: int, high: int, default:
     raw = values.get(name)
     if raw is None:
         return default
-    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 20 or not low <= int(raw) <= high:
         raise InvalidQuery(f"query parameter {name!r} must be a whole number from {low} to {high}")
     return int(raw)
 

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bindle_server.errors import InvalidQuery
-from bindle_server.model.version import Version
+from bindle_server.model.version import MAX_PART, Version
 
 _OPERATORS = ("<=", ">=", "~>", "<", ">", "=", "~", "^")
 _WILDCARD = ("*", "x", "X")
@@ -128,7 +128,14 @@ def parse_version_filter(text: str) -> VersionFilter:
         raise InvalidQuery(f"invalid version filter {text!r}: {exc}") from None
 
 
+# Each comparator becomes one SQL condition; SQLite refuses expressions ~1000 deep, and no
+# real filter needs more than a handful.
+MAX_COMPARATORS = 64
+
+
 def _parse_alternatives(text: str) -> tuple[_ComparatorSet, ...]:
+    if text.count("||") + text.count(",") + len(text.split()) > MAX_COMPARATORS:
+        raise ValueError(f"more than {MAX_COMPARATORS} comparators")
     alternatives = [part.strip() for part in text.split("||")]
     npm = len(alternatives) > 1
     sets = []
@@ -190,6 +197,8 @@ def _parse_partial(text: str) -> _Partial:
         # Everything after the first wildcard or missing part is a wildcard too.
         if value is None or value in _WILDCARD or (parts and parts[-1] is None):
             parts.append(None)
+        elif len(value) > 20 or int(value) > MAX_PART:
+            raise ValueError(f"{text!r}: version numbers must fit in 64 bits")
         else:
             parts.append(int(value))
     major, minor, patch = parts

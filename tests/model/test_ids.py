@@ -267,7 +267,7 @@ def test_check_name_error_message_quotes_the_name() -> None:
         "1.0.0+21AF26D3----117B344092BD",
         "1.0.0+001",
         "1.2.3-rc.1+build.5",
-        "99999999999999999999.0.0",
+        "18446744073709551615.0.0",
     ],
 )
 def test_valid_semver_versions_are_accepted(version: str) -> None:

@@ -152,7 +152,7 @@ def test_ordering_against_a_string_raises_type_error() -> None:
         ("1.0.0-beta+exp.sha.5114f85", 1, 0, 0, "beta", "exp.sha.5114f85"),
         ("1.0.0-x-y-z.--", 1, 0, 0, "x-y-z.--", ""),
         ("1.0.0+001", 1, 0, 0, "", "001"),
-        ("99999999999999999999.0.0", 99999999999999999999, 0, 0, "", ""),
+        ("18446744073709551615.0.0", 18446744073709551615, 0, 0, "", ""),
     ],
 )
 def test_parse_reads_every_part(
@@ -221,3 +221,19 @@ def test_versions_are_immutable() -> None:
     with pytest.raises(AttributeError):
         version.major = 2  # type: ignore[misc]  # the point: frozen refuses assignment
     assert version == Version(1, 0, 0)
+
+
+@pytest.mark.parametrize(
+    "text", ["18446744073709551616.0.0", "1.99999999999999999999.0", "1.0." + "9" * 5000]
+)
+def test_numbers_past_64_bits_are_refused_like_the_reference(text: str) -> None:
+    """Rust `semver` keeps MAJOR, MINOR and PATCH in u64; longer ones are not versions."""
+    assert not Version.is_valid(text)
+    with pytest.raises(ValueError, match="64 bits"):
+        Version.parse(text)
+
+
+def test_long_numeric_pre_release_identifiers_order_by_value() -> None:
+    long = "1" * 5000
+    assert Version.parse(f"1.0.0-{long}") > Version.parse("1.0.0-9")
+    assert Version.parse(f"1.0.0-{long}") < Version.parse(f"1.0.0-{long}1")

@@ -24,6 +24,31 @@ def limited_api(settings_factory: Callable[..., Settings]) -> Iterator[TestClien
         yield client
 
 
+def _read_response(sock: socket.socket) -> str:
+    """One whole HTTP response (headers and Content-Length body) from a raw socket."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
+        0,
+    )
+    while len(body) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return (head + b"\r\n\r\n" + body).decode(errors="replace")
+
+
 def _error(response: object) -> str:
     text = getattr(response, "text", "")
     message: str = tomli.loads(text)["error"]
@@ -79,7 +104,7 @@ def test_a_stalled_upload_times_out_with_408_and_leaves_nothing(
         head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: {payload.size}\r\n\r\n"
         sock.sendall(head.encode() + payload.data[:1000])
         started = time.monotonic()
-        reply = sock.recv(65536).decode(errors="replace")  # then the client stalls
+        reply = _read_response(sock)  # meanwhile the client sends nothing more
         waited = time.monotonic() - started
     assert reply.startswith("HTTP/1.1 408"), reply
     assert "timed out" in reply

@@ -10,8 +10,8 @@ from bindle_server import __version__
 router = APIRouter()
 
 
-@router.get("/healthz")
-@router.head("/healthz")
+@router.get("/healthz", response_class=JSONResponse)
+@router.head("/healthz", response_class=JSONResponse)
 async def healthz() -> JSONResponse:
     """`{"status": "OK", "version": ...}` while the server can answer requests."""
     return JSONResponse({"status": "OK", "version": __version__})

@@ -8,6 +8,7 @@ from starlette.responses import Response
 from bindle_server.api.body import read_body
 from bindle_server.api.deps import ServiceDep, SettingsDep
 from bindle_server.api.errors import error_response
+from bindle_server.api.openapi import DOCUMENT, INVOICE_BODY, PARCEL_BODY, responses
 from bindle_server.api.paths import parse_target
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.api.routes import parcels
@@ -28,7 +29,15 @@ def _body_format(request: Request) -> Format:
     return Format.JSON if essence == "application/json" else Format.TOML
 
 
-@router.post("/_i", status_code=201)
+@router.post(
+    "/_i",
+    status_code=201,
+    responses=responses(
+        {201: "Stored; every parcel is stored", 202: "Stored; `missing` lists parcels to upload"},
+        (400, 408, 409, 413, 422, 507),
+    ),
+    openapi_extra=INVOICE_BODY,
+)
 async def create_invoice(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
     """Store a new invoice. 201 when all its parcels are stored, 202 with `missing` otherwise."""
     body = await read_body(request, settings.max_invoice_bytes, settings.body_timeout, "invoice")
@@ -41,8 +50,19 @@ async def create_invoice(request: Request, service: ServiceDep, settings: Settin
     return document_response(request, document, fmt, 202 if created.missing else 201)
 
 
-@router.get("/_i/{path:path}")
-@router.head("/_i/{path:path}")
+_READ = responses(
+    {
+        200: "The invoice (TOML or JSON), or a parcel's bytes with its label's media type",
+        206: "A byte range of the parcel",
+        304: "The parcel is unchanged (If-None-Match)",
+    },
+    (400, 403, 404, 416),
+    {**DOCUMENT, "*/*": {"schema": {"type": "string", "format": "binary"}}},
+)
+
+
+@router.get("/_i/{path:path}", responses=_READ)
+@router.head("/_i/{path:path}", responses=_READ)
 async def get_invoice_or_parcel(path: str, request: Request, service: ServiceDep) -> Response:
     """An invoice (`?yanked=true` to read a yanked one), or a parcel's bytes through it."""
     target = parse_target(path)
@@ -56,7 +76,11 @@ async def get_invoice_or_parcel(path: str, request: Request, service: ServiceDep
     return document_response(request, to_document(invoice, fmt), fmt)
 
 
-@router.post("/_i/{path:path}")
+@router.post(
+    "/_i/{path:path}",
+    responses=responses({200: "Parcel stored"}, (400, 403, 404, 405, 408, 409, 507)),
+    openapi_extra=PARCEL_BODY,
+)
 async def upload_parcel(
     path: str, request: Request, service: ServiceDep, settings: SettingsDep
 ) -> Response:
@@ -69,7 +93,7 @@ async def upload_parcel(
     )
 
 
-@router.delete("/_i/{path:path}")
+@router.delete("/_i/{path:path}", responses=responses({200: "Invoice yanked"}, (400, 404, 405)))
 async def yank_invoice(path: str, request: Request, service: ServiceDep) -> Response:
     """Yank an invoice; yanking it again is a successful no-op."""
     target = parse_target(path)

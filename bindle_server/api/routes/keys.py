@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from bindle_server.api.deps import ServiceDep
+from bindle_server.api.openapi import query_parameters, responses
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.errors import InvalidQuery
 from bindle_server.model import SignatureRole
@@ -32,8 +33,14 @@ def _roles(request: Request) -> list[SignatureRole] | None:
     return roles
 
 
-@router.get("/bindle-keys")
-@router.head("/bindle-keys")
+_RESPONSES = responses({200: "The server's public keys as a keyring"}, (400,))
+_PARAMETERS = query_parameters(
+    ("roles", "string", "Comma-separated roles to filter by (creator, approver, host, proxy)")
+)
+
+
+@router.get("/bindle-keys", responses=_RESPONSES, openapi_extra=_PARAMETERS)
+@router.head("/bindle-keys", responses=_RESPONSES, openapi_extra=_PARAMETERS)
 async def bindle_keys(request: Request, service: ServiceDep) -> Response:
     """The server's public keys with signed labels; `?roles=host,approver` filters them."""
     keyring = service.published_keys(_roles(request))
