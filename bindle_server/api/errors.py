@@ -31,7 +31,13 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
 TOML = "application/toml"
 
 
+# Messages quote what the client sent; a 60 KB name must not come back as a 60 KB error.
+MAX_MESSAGE = 1000
+
+
 def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    if len(message) > MAX_MESSAGE:
+        message = message[: MAX_MESSAGE - 20] + " [... truncated]"
     return Response(error_document(message), status_code=status, media_type=TOML, headers=headers)
 
 

@@ -252,3 +252,11 @@ def test_accept_negotiation_follows_the_reference_rules(api: TestClient) -> None
     for accept, expected in cases.items():
         response = api.get("/_i/example.com/hello/1.0.0", headers={"Accept": accept})
         assert response.headers["content-type"] == expected, accept
+
+
+def test_error_messages_quoting_huge_input_are_truncated(api: TestClient) -> None:
+    response = api.get(f"/_i/{'n' * 60_000}/1.0")
+    assert response.status_code == 400
+    error = tomli.loads(response.text)["error"]
+    assert len(error) <= 1000
+    assert error.endswith("[... truncated]")
