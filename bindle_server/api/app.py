@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -71,4 +72,17 @@ def create_app(settings: Settings) -> FastAPI:
 def app_from_environment() -> FastAPI:
     """The app for uvicorn worker processes, configured by BINDLE_* variables."""
     configure_logging()
-    return create_app(Settings())
+    app = create_app(Settings())
+    freeze_startup_objects()
+    return app
+
+
+def freeze_startup_objects() -> None:
+    """Move everything allocated so far out of the cyclic collector's way.
+
+    Modules, models and the app live as long as the process; without this, every full
+    collection rescans them (measured as 20-30 ms pauses in `_q` latency). Only for
+    server processes: a test process that builds many apps would keep their garbage.
+    """
+    gc.collect()
+    gc.freeze()

@@ -259,7 +259,7 @@ def keys_print(
 
 
 def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
-    from bindle_server.api.app import create_app, open_signing
+    from bindle_server.api.app import create_app, freeze_startup_objects, open_signing
 
     try:
         host, port = settings.host_and_port()
@@ -284,7 +284,9 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         "server_header": False,
     }
     if workers == 1:
-        uvicorn.run(create_app(settings), **options)
+        app = create_app(settings)
+        freeze_startup_objects()
+        uvicorn.run(app, **options)
         return
     # Worker processes import the app and rebuild the settings from the environment. They
     # share the data directory safely: writes publish with link/rename, temp files are
