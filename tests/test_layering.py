@@ -1,4 +1,5 @@
-"""Dependencies point one way: model <- storage, search <- service <- api, cli."""
+"""Dependencies point one way: model <- storage, search <- service <- api, cli; the
+client library sits on model and signing, and the `bindle` CLI only on the client."""
 
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ ALLOWED = {
     "fsck": {"model", "storage", "search", "service"},
     "config": set(),
     "api": {"model", "storage", "search", "signing", "service", "config"},
-    "cli": {"model", "storage", "search", "signing", "service", "config", "api", "fsck"},
+    "client": {"model", "signing"},
+    "cli": {"model", "storage", "search", "signing", "service", "config", "api", "fsck", "client"},
 }
+# The `bindle` command goes only through the client library (plus keys and invoices).
+CLIENT_CLI = PACKAGE / "cli" / "client.py"
+CLIENT_CLI_ALLOWED = {"client", "model", "signing", "errors"}
 # Third-party modules the pure layers must not touch.
 FORBIDDEN_EXTERNAL = {
     "model": {"fastapi", "starlette", "uvicorn", "aiofiles", "anyio", "sqlite3"},
@@ -28,6 +33,7 @@ FORBIDDEN_EXTERNAL = {
     "search": {"fastapi", "starlette", "uvicorn"},
     "signing": {"fastapi", "starlette", "uvicorn"},
     "service": {"fastapi", "starlette", "uvicorn"},
+    "client": {"fastapi", "starlette", "uvicorn", "typer", "sqlite3"},
 }
 
 
@@ -63,3 +69,10 @@ def test_module_imports_only_from_lower_layers(path: Path) -> None:
         else:
             forbidden = FORBIDDEN_EXTERNAL.get(layer, set())
             assert parts[0] not in forbidden, f"{path.name} ({layer}) imports {name}"
+
+
+def test_bindle_cli_imports_only_the_client_library_model_and_signing() -> None:
+    for name in _imports(CLIENT_CLI):
+        parts = name.split(".")
+        if parts[0] == "bindle_server" and len(parts) > 1:
+            assert parts[1] in CLIENT_CLI_ALLOWED, f"cli/client.py imports {name}"
