@@ -51,11 +51,11 @@ class CreatedInvoice:
 
 
 @dataclass(frozen=True)
-class ParcelDownload:
-    """A parcel's label and the stream of its bytes (possibly a byte range of them)."""
+class StoredParcel:
+    """A parcel's label and how many bytes are stored for it."""
 
     label: Label
-    chunks: AsyncIterator[bytes]
+    size: int
 
 
 @dataclass(frozen=True)
@@ -194,20 +194,31 @@ class BindleService:
             "" if stored else ", already stored by a concurrent upload",
         )
 
-    async def parcel_label(
+    async def stored_parcel(
         self, bindle_id: BindleId, sha256: str, *, allow_yanked: bool = False
-    ) -> Label:
-        """The label of a stored parcel reached through an invoice that lists it."""
+    ) -> StoredParcel:
+        """A stored parcel reached through an invoice that lists it: its label and size."""
         check_sha256(sha256)
         label = await self._listed_label(bindle_id, sha256, allow_yanked=allow_yanked)
-        if not await self._parcels.exists(sha256):
+        size = await self._parcels.size(sha256)
+        if size is None:
             raise ParcelNotFound(sha256)
-        return label
+        if size != label.size:
+            # Damage on disk (or a wrong label in this invoice): serve what is stored, with
+            # its true length, and let the client's digest check and fsck tell the rest.
+            log.error(
+                "parcel %s has %d bytes stored but %d in the label of %s; run bindle-server fsck",
+                sha256,
+                size,
+                label.size,
+                bindle_id,
+            )
+        return StoredParcel(label, size)
 
     def read_parcel(
         self, sha256: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        """Stream a stored parcel's bytes (after `parcel_label` said it is there)."""
+        """Stream a stored parcel's bytes (after `stored_parcel` said it is there)."""
         return self._parcels.read(sha256, start, end)
 
     async def query(self, query: Query) -> QueryResult:

@@ -19,6 +19,10 @@ class ParcelStore(Protocol):
         """Whether the parcel's verified bytes are stored."""
         ...
 
+    async def size(self, sha256: str) -> int | None:
+        """How many bytes are stored for the parcel, or None when it is not stored."""
+        ...
+
     async def missing(self, digests: Iterable[str]) -> set[str]:
         """The subset of `digests` whose bytes are not stored."""
         ...

@@ -49,6 +49,13 @@ class LocalParcelStore:
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self._path(sha256).is_file)
 
+    async def size(self, sha256: str) -> int | None:
+        try:
+            stat = await anyio.to_thread.run_sync(os.stat, self._path(sha256))
+        except FileNotFoundError:
+            return None
+        return stat.st_size
+
     async def missing(self, digests: Iterable[str]) -> set[str]:
         wanted = list(digests)
         return await anyio.to_thread.run_sync(

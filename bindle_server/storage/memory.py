@@ -20,6 +20,10 @@ class MemoryParcelStore:
     async def exists(self, sha256: str) -> bool:
         return sha256 in self._parcels
 
+    async def size(self, sha256: str) -> int | None:
+        data = self._parcels.get(sha256)
+        return None if data is None else len(data)
+
     async def missing(self, digests: Iterable[str]) -> set[str]:
         return {sha for sha in digests if sha not in self._parcels}
 

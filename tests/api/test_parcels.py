@@ -225,3 +225,17 @@ def test_empty_parcel_round_trips(api: TestClient) -> None:
 
 def test_delete_of_a_parcel_path_returns_405(api: TestClient, bindle: ParcelData) -> None:
     assert api.delete(f"/_i/{ID}@{bindle.sha256}").status_code == 405
+
+
+def test_truncated_parcel_on_disk_is_served_with_its_true_length(
+    api: TestClient, bindle: ParcelData, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Damage on disk must not produce a response that breaks off mid-body."""
+    api.post(f"/_i/{ID}@{bindle.sha256}", content=bindle.data)
+    stored = data_dir / "parcels" / bindle.sha256 / "parcel.dat"
+    stored.write_bytes(bindle.data[:100])
+    response = api.get(f"/_i/{ID}@{bindle.sha256}")
+    assert response.status_code == 200
+    assert response.headers["content-length"] == "100"
+    assert response.content == bindle.data[:100]
+    assert "run bindle-server fsck" in caplog.text

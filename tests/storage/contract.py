@@ -115,6 +115,12 @@ class ParcelStoreContract:
         assert await read_all(stores, empty) == b""
 
     @pytest.mark.anyio
+    async def test_size_is_the_stored_length_or_none(self, stores: Stores) -> None:
+        assert await stores.parcels.size(SHA) is None
+        await stores.parcels.write(SHA, len(DATA), chunks_of(DATA))
+        assert await stores.parcels.size(SHA) == len(DATA)
+
+    @pytest.mark.anyio
     async def test_digests_lists_every_stored_parcel(self, stores: Stores) -> None:
         other = b"another parcel"
         await stores.parcels.write(SHA, len(DATA), chunks_of(DATA))

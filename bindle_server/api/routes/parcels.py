@@ -34,7 +34,8 @@ async def download(
     sha256: str,
     allow_yanked: bool,
 ) -> Response:
-    label = await service.parcel_label(bindle_id, sha256, allow_yanked=allow_yanked)
+    parcel = await service.stored_parcel(bindle_id, sha256, allow_yanked=allow_yanked)
+    label, size = parcel.label, parcel.size
     # The digest names the exact bytes forever, so it is a perfect strong validator.
     etag = f'"{sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes"}
@@ -44,13 +45,13 @@ async def download(
     if_range = request.headers.get("if-range")
     if if_range is not None and if_range.strip() != etag:
         range_header = None
-    byte_range = parse_range(range_header, label.size)
+    byte_range = parse_range(range_header, size)
     status = 200
-    start, end = 0, label.size
+    start, end = 0, size
     if byte_range is not None:
         start, end = byte_range
         status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{label.size}"
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
     headers["Content-Length"] = str(end - start)
     # Set as a header, not as media_type, so Starlette adds no charset: the label's media
     # type is served exactly as the invoice states it.
