@@ -1,0 +1,165 @@
+"""`bindle info | get | get-invoice | get-parcel | pull | clean`: reading bindles from a server."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bindle_server.cli.client.options import BindleArg, ConcurrencyOpt, YankedOpt
+from bindle_server.cli.client.output import print_document
+from bindle_server.cli.client.session import current_session
+from bindle_server.client import (
+    DEFAULT_CONCURRENCY,
+    FetchReport,
+    export_standalone,
+    get_bindle,
+    pull_bindle,
+)
+from bindle_server.model import Format, dump_invoice, to_document
+
+
+def info(
+    ctx: typer.Context,
+    bindle_id: BindleArg,
+    yanked: YankedOpt = False,
+    output_format: Annotated[
+        Format, typer.Option("-f", "--output-format", help="Output format")
+    ] = Format.TOML,
+) -> None:
+    """Get the bindle's invoice and display it."""
+    session = current_session(ctx)
+    with session.client() as client:
+        invoice = client.get_invoice(bindle_id, yanked=yanked)
+    session.check(invoice)
+    print_document(to_document(invoice, output_format), output_format)
+
+
+def get(
+    ctx: typer.Context,
+    bindle_id: BindleArg,
+    yanked: YankedOpt = False,
+    export: Annotated[
+        Path | None,
+        typer.Option(
+            "-e",
+            "--export",
+            help="Also write the bindle as a standalone bindle tarball into this directory",
+        ),
+    ] = None,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+) -> None:
+    """Download the bindle and all its parcels (verified) into the bindle directory."""
+    session = current_session(ctx)
+    cache = session.cache()
+    with session.progress() as progress:
+        report = session.run(
+            lambda client: get_bindle(
+                client,
+                bindle_id,
+                cache,
+                yanked=yanked,
+                concurrency=concurrency,
+                progress=progress,
+                check=session.check,
+            )
+        )
+    _fetched(report, cache.root)
+    if export is not None:
+        typer.echo(f"Wrote standalone bindle to {export_standalone(report, export)}")
+
+
+def get_invoice(
+    ctx: typer.Context,
+    bindle_id: BindleArg,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the invoice (not overwritten)")
+    ] = Path("invoice.toml"),
+    yanked: YankedOpt = False,
+) -> None:
+    """Get only the invoice (no parcels) and write it to a file."""
+    session = current_session(ctx)
+    with session.client() as client:
+        invoice = client.get_invoice(bindle_id, yanked=yanked)
+    session.check(invoice)
+    with output.open("xb") as file:  # as the reference: never overwrite
+        file.write(dump_invoice(invoice))
+    typer.echo(f"Wrote invoice {invoice.bindle_id} to {output}")
+
+
+def get_parcel(
+    ctx: typer.Context,
+    bindle_id: Annotated[str, typer.Argument(metavar="BINDLE_ID", help="The bindle id")],
+    sha: Annotated[str, typer.Argument(metavar="PARCEL_SHA", help="The SHA256 of the parcel")],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Where to write the parcel (not overwritten)")
+    ] = Path("parcel.dat"),
+    yanked: YankedOpt = False,
+) -> None:
+    """Get one parcel by its SHA256, verify it and write it to a file."""
+    session = current_session(ctx)
+    if output.exists():
+        raise FileExistsError(f"{output} exists; not overwriting it")
+    with session.client() as client, session.progress() as progress:
+        invoice = client.get_invoice(bindle_id, yanked=yanked)
+        session.check(invoice)
+        label = invoice.label_for(sha)
+        if label is None:
+            raise typer.BadParameter(f"{bindle_id} lists no parcel {sha}", param_hint="PARCEL_SHA")
+        transfer = progress.transfer(f"get {label.name or sha}", label.size)
+        try:
+            client.download_parcel(
+                bindle_id, sha, output, label=label, yanked=yanked, transfer=transfer
+            )
+        finally:
+            transfer.close()
+    typer.echo(f"Wrote parcel {sha} to {output}")
+
+
+def pull(
+    ctx: typer.Context,
+    bindle_id: BindleArg,
+    directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the parcels")],
+    yanked: YankedOpt = False,
+    concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+) -> None:
+    """Write the bindle's parcels into DIR under their names (beyond the reference CLI).
+
+    Names that would land outside DIR (absolute, '..', through a symlink) are refused
+    before anything is written. Files already there with the right bytes are kept.
+    """
+    session = current_session(ctx)
+    directory.mkdir(parents=True, exist_ok=True)
+    with session.progress() as progress:
+        report = session.run(
+            lambda client: pull_bindle(
+                client,
+                bindle_id,
+                directory,
+                yanked=yanked,
+                concurrency=concurrency,
+                progress=progress,
+                check=session.check,
+            )
+        )
+    _fetched(report, directory)
+
+
+def clean(ctx: typer.Context) -> None:
+    """Remove the invoices and parcels `get` kept in the bindle directory."""
+    root = current_session(ctx).cache().root
+    typer.echo(f"Cleaning up bindles in {root}...")
+    for part in ("invoices", "parcels"):
+        shutil.rmtree(root / part, ignore_errors=True)
+    typer.echo("Clean up successful")
+
+
+def _fetched(report: FetchReport, where: Path) -> None:
+    typer.echo(
+        f"Fetched bindle {report.invoice.bindle_id} into {where}: "
+        f"{len(report.downloaded)} parcel(s) downloaded, {len(report.reused)} already there"
+    )
+    if report.unavailable:
+        typer.echo(f"{len(report.unavailable)} parcel(s) have not been uploaded to the server")

@@ -1,0 +1,25 @@
+"""The arguments and options several `bindle` commands share."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+BindleArg = Annotated[
+    str, typer.Argument(metavar="BINDLE", help="The bindle id, e.g. example.com/mybindle/1.2.3")
+]
+
+YankedOpt = Annotated[
+    bool,
+    typer.Option(
+        "-y", "--yanked", help="Fetch the bindle even if it is yanked (otherwise that is an error)"
+    ),
+]
+
+ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(
+        "--concurrency", metavar="N", min=1, max=256, help="Parcels transferred at the same time"
+    ),
+]
