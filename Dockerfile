@@ -24,7 +24,10 @@ RUN groupadd --system --gid 10001 bindle \
     && mkdir -p /data \
     && chown 10001:10001 /data
 
-ENV BINDLE_IP_ADDRESS_PORT=0.0.0.0:8080 \
+# The container listens on all of its interfaces, which the server refuses without
+# authentication unless told so; compose publishes the port on the host's loopback only.
+ENV BINDLE_UNAUTHENTICATED=true \
+    BINDLE_IP_ADDRESS_PORT=0.0.0.0:8080 \
     BINDLE_DIRECTORY=/data
 
 VOLUME ["/data"]

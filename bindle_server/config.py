@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 from pathlib import Path
@@ -68,6 +69,24 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds a request body may stall before the request fails with 408",
     )
+
+    unauthenticated: bool = Field(
+        default=False,
+        description="serve without authentication on a non-loopback address (explicit "
+        "opt-in; on loopback the server is open by default)",
+    )
+    tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
+    tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")
+
+    def listens_on_loopback(self) -> bool:
+        """Whether `address` is a loopback address (127.0.0.0/8, ::1 or localhost)."""
+        host, _ = self.host_and_port()
+        if host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False  # a host name other than localhost may resolve anywhere
 
     def to_environment(self) -> dict[str, str]:
         """These settings as BINDLE_* variables (for worker processes that rebuild them)."""

@@ -30,10 +30,11 @@ class ServerProcess:
     port: int
     data_dir: Path
     log_path: Path
+    scheme: str = "http"
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
     @property
     def url(self) -> str:
@@ -87,14 +88,17 @@ def start_server(
                 stderr=subprocess.STDOUT,
                 env=env,
             )
-        server = ServerProcess(process, port, data_dir, log_path)
+        scheme = "https" if "--tls-cert" in extra_args else "http"
+        server = ServerProcess(process, port, data_dir, log_path, scheme)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
             # Only our own process's log proves the port is ours: another test run may
             # have bound the same free port first and would answer /healthz too.
-            if f"running on http://127.0.0.1:{port}" in server.log():
+            if f"running on {scheme}://127.0.0.1:{port}" in server.log():
                 try:
-                    if httpx.get(f"{server.base_url}/healthz", timeout=1.0).status_code == 200:
+                    # Our own self-signed certificate in TLS tests: nothing to verify here.
+                    health = httpx.get(f"{server.base_url}/healthz", timeout=1.0, verify=False)
+                    if health.status_code == 200:
                         return server
                 except httpx.TransportError as exc:
                     last_error = str(exc)

@@ -91,6 +91,33 @@ RequireSignaturesOption = Annotated[
         show_default=False,
     ),
 ]
+UnauthenticatedOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--unauthenticated",
+        help="Serve without authentication on a non-loopback address; without it the "
+        "server refuses to listen anywhere but loopback [env: BINDLE_UNAUTHENTICATED]",
+        show_default=False,
+    ),
+]
+TlsCertOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-cert",
+        "-c",
+        help="TLS certificate (PEM) to serve HTTPS; needs --tls-key [env: BINDLE_TLS_CERT]",
+        show_default=False,
+    ),
+]
+TlsKeyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tls-key",
+        "-k",
+        help="TLS private key (PEM); needs --tls-cert [env: BINDLE_TLS_KEY]",
+        show_default=False,
+    ),
+]
 WorkersOption = Annotated[
     int,
     typer.Option(
@@ -129,6 +156,9 @@ def main_command(
     keyring: KeyringOption = None,
     strategy: StrategyOption = None,
     require_signatures: RequireSignaturesOption = None,
+    unauthenticated: UnauthenticatedOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
     workers: WorkersOption = 1,
     log_level: LogLevelOption = "info",
     version: Annotated[
@@ -145,6 +175,9 @@ def main_command(
         keyring=keyring,
         strategy=strategy,
         require_signatures=require_signatures,
+        unauthenticated=unauthenticated,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj, log_level, workers)
@@ -159,6 +192,9 @@ def serve(
     keyring: KeyringOption = None,
     strategy: StrategyOption = None,
     require_signatures: RequireSignaturesOption = None,
+    unauthenticated: UnauthenticatedOption = None,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
     workers: WorkersOption = 1,
     log_level: LogLevelOption = "info",
 ) -> None:
@@ -171,6 +207,9 @@ def serve(
         keyring=keyring,
         strategy=strategy,
         require_signatures=require_signatures,
+        unauthenticated=unauthenticated,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
     )
     _serve(settings, log_level, workers)
 
@@ -270,10 +309,30 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         open_signing(settings)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    logging.getLogger("bindle_server").info(
-        "bindle-server %s: data in %s, listening on %s",
+    tls = _tls_options(settings)
+    log = logging.getLogger("bindle_server")
+    if settings.listens_on_loopback():
+        log.warning(
+            "no authentication: anyone who can reach %s may read and write (loopback only)",
+            settings.address,
+        )
+    elif settings.unauthenticated:
+        log.warning(
+            "no authentication (--unauthenticated): anyone who can reach %s may read and write",
+            settings.address,
+        )
+    else:
+        raise typer.BadParameter(
+            f"{settings.address} is not a loopback address and no authentication is "
+            "configured: pass --unauthenticated (BINDLE_UNAUTHENTICATED=true) to serve it "
+            "open anyway, or listen on 127.0.0.1",
+            param_hint="--address",
+        )
+    log.info(
+        "bindle-server %s: data in %s, listening on %s://%s",
         __version__,
         settings.storage_url,
+        "https" if tls else "http",
         settings.address,
     )
     options: dict[str, Any] = {
@@ -282,6 +341,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         "log_config": None,
         "log_level": log_level.lower(),
         "server_header": False,
+        **tls,
     }
     if workers == 1:
         app = create_app(settings)
@@ -295,6 +355,18 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     uvicorn.run(
         "bindle_server.api.app:app_from_environment", factory=True, workers=workers, **options
     )
+
+
+def _tls_options(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS options: both files or neither, and both readable."""
+    if (settings.tls_cert is None) != (settings.tls_key is None):
+        raise typer.BadParameter("--tls-cert and --tls-key go together: give both or neither")
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}
+    for path in (settings.tls_cert, settings.tls_key):
+        if not path.is_file():
+            raise typer.BadParameter(f"TLS file {path} does not exist")
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
 
 
 async def _reindex(settings: Settings) -> tuple[int, int]:
