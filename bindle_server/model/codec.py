@@ -44,6 +44,12 @@ def load_document(data: bytes, fmt: Format) -> Document:
             raise InvalidInvoice("invalid JSON: nested too deeply") from None
         if not isinstance(document, dict):
             raise InvalidInvoice("invalid JSON: the body must be an object")
+        try:
+            # \ud800-style escapes decode to lone surrogates, which no UTF-8 document
+            # (and no signature's cleartext) can hold.
+            json.dumps(document, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise InvalidInvoice("invalid JSON: a string holds a lone surrogate escape") from None
         return document
     try:
         return tomli.loads(text)

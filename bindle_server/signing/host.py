@@ -31,7 +31,8 @@ def load_or_create_host_keys(path: Path) -> SecretKeyFile:
         f"bindle-server host key ({socket.gethostname()})", [SignatureRole.HOST]
     )
     keys = SecretKeyFile([key])
-    keys.save(path)
+    if not keys.save(path, replace=False):
+        return SecretKeyFile.load(path)  # another process starting with us created it first
     log.info("created host signing key %s in %s", key.public_key, path)
     return keys
 

@@ -247,32 +247,46 @@ class SecretKeyFile:
 
 
 def write_private_file(path: Path, data: bytes, *, mode: int, replace: bool = True) -> bool:
-    """Write a key file atomically, created with `mode` (never briefly world-readable).
+    """Write a key file atomically and durably, created with `mode` (never briefly
+    world-readable).
 
     With `replace=False` an existing file is kept and False returned, so that processes
     starting together cannot each create (and use) a different key.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
     try:
-        os.fchmod(fd, mode)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            os.fchmod(fd, mode)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         if replace:
             os.replace(temp, path)
-            return True
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return False
+        else:
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                return False
+        _fsync_dir(path.parent)
         return True
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
+
+
+def _fsync_dir(path: Path) -> None:
+    # The new name must survive a crash: a lost host key means a new one, and clients
+    # that trusted the old one would refuse every invoice signed since.
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _key_bytes(key: str) -> bytes | None:

@@ -52,7 +52,8 @@ class TempFile:
         for _ in range(3):
             self.path = staging / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            # Blocking: a sweep that found the new file holds its lock for a moment only.
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
             # A sweep in another process may have removed the file between its creation
             # and the lock; then this inode is nameless, and publishing it would fail.
             try:
@@ -109,7 +110,6 @@ class TempFile:
         """
         try:
             os.fsync(self._fd)
-            created_dir = not target.parent.exists()
             target.parent.mkdir(parents=True, exist_ok=True)
             if replace:
                 os.replace(self.path, target)
@@ -121,8 +121,9 @@ class TempFile:
                 except FileExistsError:
                     published = False
             fsync_dir(target.parent)
-            if created_dir:
-                fsync_dir(target.parent.parent)
+            # Always, not only when this writer made the directory: a concurrent writer
+            # may have created it and not yet made its entry durable.
+            fsync_dir(target.parent.parent)
         except OSError as exc:
             _raise_storage_error(exc)
         finally:

@@ -63,7 +63,10 @@ class LocalParcelStore:
         )
 
     async def write(self, sha256: str, size: int, chunks: AsyncIterable[bytes]) -> bool:
-        temp = await anyio.to_thread.run_sync(TempFile, self._staging)
+        # Shielded: if the request were cancelled as the thread returns, the new temp file
+        # would be left locked and unowned until the next restart.
+        with anyio.CancelScope(shield=True):
+            temp = await anyio.to_thread.run_sync(TempFile, self._staging)
         pending: asyncio.Task[None] | None = None
         try:
             block: list[bytes | bytearray | memoryview] = []

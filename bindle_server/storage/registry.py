@@ -23,6 +23,9 @@ class Stores:
 def open_stores(url: str) -> Stores:
     """Open the backend that `url` names; a bare path means `file://` that path."""
     parts = urlsplit(url)
+    if parts.scheme == "file" and parts.netloc not in ("", "localhost"):
+        # file://data would otherwise silently mean the path "" on host "data".
+        raise ValueError(f"unsupported storage URL {url!r}: write file:///absolute/path")
     if parts.scheme in ("", "file"):
         from bindle_server.storage.local import LocalStores
 

@@ -260,3 +260,13 @@ def test_error_messages_quoting_huge_input_are_truncated(api: TestClient) -> Non
     error = tomli.loads(response.text)["error"]
     assert len(error) <= 1000
     assert error.endswith("[... truncated]")
+
+
+def test_json_invoice_with_a_lone_surrogate_escape_is_refused_with_400(api: TestClient) -> None:
+    body = (
+        '{"bindleVersion":"1.0.0","bindle":{"name":"a","version":"1.0.0"},'
+        '"annotations":{"a":"\\ud800"}}'
+    )
+    response = api.post("/_i", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "surrogate" in tomli.loads(response.text)["error"]

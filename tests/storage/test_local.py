@@ -72,3 +72,8 @@ async def test_stored_parcel_file_hashes_to_its_name(data_dir: Path) -> None:
     await stores.parcels.write(SHA, len(DATA), chunks_of(DATA, 7777))
     stored = (data_dir / "parcels" / SHA / "parcel.dat").read_bytes()
     assert hashlib.sha256(stored).hexdigest() == SHA
+
+
+def test_file_url_with_a_host_part_is_refused() -> None:
+    with pytest.raises(ValueError, match="file:///"):
+        open_stores("file://data")
