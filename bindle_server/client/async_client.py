@@ -209,11 +209,18 @@ class AsyncBindleClient:
         progress = transfer or SILENT_TRANSFER
         headers = {"Content-Type": "application/octet-stream"}
         if isinstance(source, bytes):
-            response = await self._with_retries(
-                lambda: self._post_once(path, source, headers), True, path
-            )
+            attempts = 0
+
+            async def from_bytes() -> httpx.Response:
+                nonlocal attempts
+                attempts += 1
+                return await self._post_once(path, source, headers)
+
+            response = await self._with_retries(from_bytes, True, path)
             progress.advance(len(source))
-            calls.raise_for_status(response, Addressed.PARCEL)
+            if response.status_code != 409 or attempts == 1:
+                # A 409 to a repeat means an earlier try stored it before its answer was lost.
+                calls.raise_for_status(response, Addressed.PARCEL)
             return
         if not isinstance(source, Path):
             if size is not None:

@@ -206,12 +206,12 @@ class BindleClient:
         path = calls.parcel_path(bid, sha)
         progress = transfer or SILENT_TRANSFER
         headers = {"Content-Type": "application/octet-stream"}
+        tries = 0
         if isinstance(source, Path):
             actual = source.stat().st_size
             if size is not None and actual != size:
                 raise SizeMismatch(sha, size, actual, str(source))
             headers["Content-Length"] = str(actual)
-            tries = 0
             check = ParcelCheck(sha, actual, str(source))
 
             def from_file() -> httpx.Response:
@@ -229,10 +229,16 @@ class BindleClient:
             if response.status_code in (200, 400):
                 verify_sent_file(source, check, refused=response.status_code == 400)
         elif isinstance(source, bytes):
-            response = self._with_retries(
-                lambda: self._post_once(path, source, headers), True, path
-            )
+
+            def from_bytes() -> httpx.Response:
+                nonlocal tries
+                tries += 1
+                return self._post_once(path, source, headers)
+
+            response = self._with_retries(from_bytes, True, path)
             progress.advance(len(source))
+            if response.status_code == 409 and tries > 1:
+                return  # an earlier try stored it before its answer was lost
         else:
             if size is not None:
                 headers["Content-Length"] = str(size)

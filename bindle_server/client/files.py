@@ -42,8 +42,19 @@ class TempBeside:
             self.path.unlink(missing_ok=True)
 
     def commit(self) -> None:
+        """Make the verified bytes durable, then give them the target's name."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
         os.replace(self.path, self.target)
         self._committed = True
+        directory = os.open(self.target.parent, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
     def write(self, data: bytes) -> None:
         """Fill the file with `data` (for small files such as invoices)."""

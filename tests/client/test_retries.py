@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -189,3 +190,37 @@ def test_a_resumed_download_with_wrong_bytes_still_fails_the_digest_check(
         pytest.raises(DigestMismatch),
     ):
         client.download_parcel(doc.bindle_id, payload.sha256, io.BytesIO())
+
+
+class _LoseFirstUploadAnswer(FaultyTransport):
+    """Delivers the first parcel upload to the server, then loses its answer."""
+
+    def __init__(self) -> None:
+        super().__init__(lambda request, number: None)
+        self._lost = False
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        if request.method == "POST" and "@" in request.url.path and not self._lost:
+            self._lost = True
+            response.read()
+            raise httpx.ReadError("answer lost (injected)", request=request)
+        return response
+
+
+@pytest.mark.parametrize("as_path", [False, True])
+def test_an_upload_whose_answer_was_lost_succeeds_on_the_409_of_its_retry(
+    live_server: ServerProcess, tmp_path: Path, as_path: bool
+) -> None:
+    payload = parcel(b"stored on the first try")
+    doc = make_invoice("example.com/lost-answer", "1.0.0", parcels=[payload])
+    transport = _LoseFirstUploadAnswer()
+    with BindleClient(live_server.url, retry=FAST, transport=transport) as client:
+        client.create_invoice(doc.toml())
+        source: bytes | Path = payload.data
+        if as_path:
+            source = tmp_path / "parcel.bin"
+            source.write_bytes(payload.data)
+        client.upload_parcel(doc.bindle_id, payload.sha256, source)  # no ParcelExists
+    uploads = [r for r in transport.requests if r.method == "POST" and "@" in r.url.path]
+    assert len(uploads) == 2
