@@ -75,6 +75,24 @@ class Settings(BaseSettings):
         description="serve without authentication on a non-loopback address (explicit "
         "opt-in; on loopback the server is open by default)",
     )
+    htpasswd_file: Path | None = Field(
+        default=None, description="htpasswd file with bcrypt entries: HTTP Basic authentication"
+    )
+    tokens_file: Path | None = Field(
+        default=None,
+        description="bearer token file (hashes only) [default: DIRECTORY/tokens.toml]; "
+        "token authentication is on when it exists",
+    )
+    auth_policy: Path | None = Field(
+        default=None,
+        description="authorization policy (TOML [[rule]] tables); without one, every "
+        "authenticated caller may do everything",
+    )
+    anonymous_read: bool | None = Field(
+        default=None,
+        description="let callers without credentials read everything [default: on when "
+        "no authentication is configured, off when it is]",
+    )
     tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
     tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")
 
@@ -102,6 +120,10 @@ class Settings(BaseSettings):
     @property
     def signing_keys_path(self) -> Path:
         return self.signing_keys or self.directory / "signing-keys.toml"
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.directory / "tokens.toml"
 
     @property
     def storage_url(self) -> str:

@@ -18,7 +18,10 @@ BindleError
 │   └── ParcelExists
 ├── YankedOnCreate               an invoice submitted with `yanked = true`
 ├── RangeNotSatisfiable          a `Range` that lies outside the parcel
-└── InsufficientStorage          the disk is full
+├── InsufficientStorage          the disk is full
+├── Unauthenticated              credentials missing where required, or not valid
+├── AccessDenied                 authenticated, but the policy does not allow the verb here
+└── InvalidAuthConfig            an htpasswd, token or policy file the server cannot use
 """
 
 from __future__ import annotations
@@ -164,3 +167,31 @@ class InsufficientStorage(BindleError):
 
     def __init__(self) -> None:
         super().__init__("insufficient storage: the server's disk is full")
+
+
+class Unauthenticated(BindleError):
+    """Credentials are missing where the request needs them, or they are not valid.
+
+    The message is the same whatever the reason (unknown user, bad password, unknown or
+    expired token), so that the answer tells nobody which user names exist.
+    `challenges` are the `WWW-Authenticate` values the answer carries.
+    """
+
+    def __init__(self, message: str, challenges: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.challenges = challenges
+
+
+class AccessDenied(BindleError):
+    """The caller is authenticated but the authorization policy does not allow the request."""
+
+    def __init__(self, subject: str, verb: str, name: str | None = None) -> None:
+        where = f" {name}" if name is not None else ""
+        super().__init__(f"access denied: {subject} may not {verb}{where}")
+        self.subject = subject
+        self.verb = verb
+        self.name = name
+
+
+class InvalidAuthConfig(BindleError):
+    """An htpasswd, token or policy file cannot be used; found at start-up."""

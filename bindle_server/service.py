@@ -7,7 +7,7 @@ by the invoice it is reached through); rules about a document alone live in `mod
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from dataclasses import dataclass
 
 from bindle_server.errors import (
@@ -105,9 +105,21 @@ class BindleService:
             log.info("recovered %d interrupted invoice write(s) into the index", len(keys))
         return len(keys)
 
-    async def create_invoice(self, body: bytes, fmt: Format = Format.TOML) -> CreatedInvoice:
-        """Validate and store a new invoice; report which of its parcels are missing."""
+    async def create_invoice(
+        self,
+        body: bytes,
+        fmt: Format = Format.TOML,
+        *,
+        authorize: Callable[[BindleId], None] | None = None,
+    ) -> CreatedInvoice:
+        """Validate and store a new invoice; report which of its parcels are missing.
+
+        `authorize` sees the invoice's bindle id once it is parsed and raises to refuse it
+        (the caller's permission to create under that name).
+        """
         invoice = parse_invoice(body, fmt)
+        if authorize is not None:
+            authorize(invoice.bindle_id)
         if invoice.is_yanked:
             raise YankedOnCreate()
         if len(invoice.parcels) > self._max_parcels:

@@ -1,4 +1,4 @@
-"""Dependencies point one way: model <- storage, search <- service <- api, cli; the
+"""Dependencies point one way: model <- storage, search, auth <- service <- api, cli; the
 client library sits on model and signing, and the `bindle` CLI only on the client."""
 
 from __future__ import annotations
@@ -19,9 +19,21 @@ ALLOWED = {
     "service": {"model", "storage", "search", "signing"},
     "fsck": {"model", "storage", "search", "service"},
     "config": set(),
-    "api": {"model", "storage", "search", "signing", "service", "config"},
+    "auth": {"model"},
+    "api": {"model", "storage", "search", "signing", "service", "config", "auth"},
     "client": {"model", "signing"},
-    "cli": {"model", "storage", "search", "signing", "service", "config", "api", "fsck", "client"},
+    "cli": {
+        "model",
+        "storage",
+        "search",
+        "signing",
+        "service",
+        "config",
+        "api",
+        "auth",
+        "fsck",
+        "client",
+    },
 }
 # The `bindle` command goes only through the client library (plus keys and invoices).
 CLIENT_CLI = PACKAGE / "cli" / "client"
@@ -33,6 +45,7 @@ FORBIDDEN_EXTERNAL = {
     "search": {"fastapi", "starlette", "uvicorn"},
     "signing": {"fastapi", "starlette", "uvicorn"},
     "service": {"fastapi", "starlette", "uvicorn"},
+    "auth": {"fastapi", "starlette", "uvicorn", "sqlite3"},
     "client": {"fastapi", "starlette", "uvicorn", "typer", "sqlite3"},
 }
 

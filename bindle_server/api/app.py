@@ -7,9 +7,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from bindle_server import __version__
+from bindle_server.api.auth import get_access, open_auth
 from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
@@ -41,14 +42,17 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing = open_signing(settings)
+        auth = open_auth(settings)
         stores = open_stores(settings.storage_url)
         index = SqliteIndex(stores.index_location)
         service = BindleService(stores, index, signing, max_parcels=settings.max_parcels)
         await service.recover()
         app.state.service = service
         app.state.settings = settings
+        app.state.auth = auth
         log.info("serving bindles from %s", stores.description)
         log.info("signing: %s", signing.describe())
+        log.info("authentication: %s", auth.describe())
         try:
             yield
         finally:
@@ -63,8 +67,10 @@ def create_app(settings: Settings) -> FastAPI:
     )
     install_error_handlers(app)
     app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
+    # Every /v1 route authenticates its caller first (a bad Authorization header is a 401
+    # everywhere); routes check what the caller may do with the bindle they act on.
     for router in (invoices.router, relationships.router, query.router, keys.router):
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(get_access)])
     app.include_router(health.router)
     return app
 

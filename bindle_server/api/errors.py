@@ -26,6 +26,8 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
     errors.PayloadTooLarge: 413,
     errors.BodyTimeout: 408,
     errors.InsufficientStorage: 507,
+    errors.Unauthenticated: 401,
+    errors.AccessDenied: 403,
 }
 
 TOML = "application/toml"
@@ -56,7 +58,12 @@ async def _bindle_error(request: Request, exc: Exception) -> Response:
         headers = {"Content-Range": f"bytes */{exc.size}"}
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    return error_response(status, exc.message, headers)
+    response = error_response(status, exc.message, headers)
+    if isinstance(exc, errors.Unauthenticated):
+        # One header per scheme (RFC 9110 11.6.1), so every client finds its own.
+        for challenge in exc.challenges:
+            response.headers.append("WWW-Authenticate", challenge)
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

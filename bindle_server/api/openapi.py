@@ -19,7 +19,9 @@ ERROR_BODY: dict[str, Any] = {"application/toml": _TEXT}
 
 _ERRORS = {
     400: "Malformed id, digest, document or parameter",
-    403: "The bindle is yanked (add ?yanked=true where allowed)",
+    401: "Credentials missing where required, or not valid (carries WWW-Authenticate)",
+    403: "Access denied by the authorization policy, or the bindle is yanked "
+    "(add ?yanked=true where allowed)",
     404: "Not stored",
     405: "Method not allowed on this path",
     408: "The request body stalled",

@@ -31,6 +31,12 @@ keys_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(keys_app, name="keys")
+token_app = typer.Typer(
+    help="Manage bearer tokens for machines (CI): the server keeps only their hashes.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(token_app, name="token")
 
 AddressOption = Annotated[
     str | None,
@@ -100,6 +106,42 @@ UnauthenticatedOption = Annotated[
         show_default=False,
     ),
 ]
+HtpasswdOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--htpasswd-file",
+        help="htpasswd file with bcrypt entries (htpasswd -B): HTTP Basic authentication "
+        "[env: BINDLE_HTPASSWD_FILE]",
+        show_default=False,
+    ),
+]
+TokensFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--tokens-file",
+        help="Bearer token file (hashes only); token authentication is on when it exists "
+        "[env: BINDLE_TOKENS_FILE] [default: DIRECTORY/tokens.toml]",
+        show_default=False,
+    ),
+]
+AuthPolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--auth-policy",
+        help="Authorization policy (TOML [[rule]] tables: subjects, prefixes, verbs); "
+        "without one, authenticated callers may do everything [env: BINDLE_AUTH_POLICY]",
+        show_default=False,
+    ),
+]
+AnonymousReadOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--anonymous-read/--no-anonymous-read",
+        help="Let callers without credentials read every bindle [env: BINDLE_ANONYMOUS_READ] "
+        "[default: on without authentication, off with it]",
+        show_default=False,
+    ),
+]
 TlsCertOption = Annotated[
     Path | None,
     typer.Option(
@@ -157,6 +199,10 @@ def main_command(
     strategy: StrategyOption = None,
     require_signatures: RequireSignaturesOption = None,
     unauthenticated: UnauthenticatedOption = None,
+    htpasswd_file: HtpasswdOption = None,
+    tokens_file: TokensFileOption = None,
+    auth_policy: AuthPolicyOption = None,
+    anonymous_read: AnonymousReadOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     workers: WorkersOption = 1,
@@ -176,6 +222,10 @@ def main_command(
         strategy=strategy,
         require_signatures=require_signatures,
         unauthenticated=unauthenticated,
+        htpasswd_file=htpasswd_file,
+        tokens_file=tokens_file,
+        auth_policy=auth_policy,
+        anonymous_read=anonymous_read,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
@@ -193,6 +243,10 @@ def serve(
     strategy: StrategyOption = None,
     require_signatures: RequireSignaturesOption = None,
     unauthenticated: UnauthenticatedOption = None,
+    htpasswd_file: HtpasswdOption = None,
+    tokens_file: TokensFileOption = None,
+    auth_policy: AuthPolicyOption = None,
+    anonymous_read: AnonymousReadOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     workers: WorkersOption = 1,
@@ -208,6 +262,10 @@ def serve(
         strategy=strategy,
         require_signatures=require_signatures,
         unauthenticated=unauthenticated,
+        htpasswd_file=htpasswd_file,
+        tokens_file=tokens_file,
+        auth_policy=auth_policy,
+        anonymous_read=anonymous_read,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
@@ -297,8 +355,98 @@ def keys_print(
     typer.echo(KeyRing([key.key_entry() for key in keys.keys]).dumps(), nl=False)
 
 
+@token_app.command("create")
+def token_create(
+    ctx: typer.Context,
+    name: Annotated[
+        str,
+        typer.Option(
+            "--name", help="Who or what uses the token, e.g. 'ci'; policies name it as token:NAME"
+        ),
+    ],
+    expires: Annotated[
+        str | None,
+        typer.Option("--expires", help="Lifetime such as 30d, 12h, 45m or 2w [default: never]"),
+    ] = None,
+    directory: DirectoryOption = None,
+    tokens_file: TokensFileOption = None,
+) -> None:
+    """Create a bearer token and print it once; the token file keeps only its hash.
+
+    The first token creates the token file (mode 0600), which turns token authentication
+    on at the server's next start; a running server picks up new and revoked tokens
+    within a second.
+    """
+    from datetime import UTC, datetime
+
+    from bindle_server.auth import TokenFile, parse_duration
+
+    settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
+    path = settings.tokens_path
+    try:
+        lifetime = parse_duration(expires) if expires is not None else None
+        tokens = TokenFile.load(path) if path.exists() else TokenFile()
+        value = tokens.create(name, lifetime, datetime.now(UTC))
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    tokens.save(path)
+    entry = tokens.entries[-1]
+    until = f"expires {entry.expires.isoformat()}" if entry.expires else "does not expire"
+    typer.echo(f"created token {name!r} in {path} ({until}); it is shown only once:", err=True)
+    typer.echo(value)
+
+
+@token_app.command("list")
+def token_list(
+    ctx: typer.Context, directory: DirectoryOption = None, tokens_file: TokensFileOption = None
+) -> None:
+    """List the tokens by name, with when they were created and when they expire."""
+    from datetime import UTC, datetime
+
+    from bindle_server.auth import TokenFile
+
+    settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
+    path = settings.tokens_path
+    try:
+        tokens = TokenFile.load(path) if path.exists() else TokenFile()
+    except BindleError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    now = datetime.now(UTC)
+    for entry in tokens.entries:
+        if entry.expires is None:
+            state = "never expires"
+        else:
+            verb = "expired" if entry.expired(now) else "expires"
+            state = f"{verb} {entry.expires.isoformat()}"
+        typer.echo(f"{entry.name}\tcreated {entry.created.isoformat()}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Name of the token to revoke")],
+    directory: DirectoryOption = None,
+    tokens_file: TokensFileOption = None,
+) -> None:
+    """Revoke a token: remove it from the token file (a running server stops accepting it
+    within a second). The file stays, so token authentication stays on."""
+    from bindle_server.auth import TokenFile
+
+    settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
+    path = settings.tokens_path
+    try:
+        tokens = TokenFile.load(path) if path.exists() else TokenFile()
+    except BindleError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if not tokens.revoke(name):
+        raise typer.BadParameter(f"no token named {name!r} in {path}")
+    tokens.save(path)
+    typer.echo(f"revoked token {name!r}")
+
+
 def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     from bindle_server.api.app import create_app, freeze_startup_objects, open_signing
+    from bindle_server.api.auth import open_auth
 
     try:
         host, port = settings.host_and_port()
@@ -307,11 +455,14 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     try:
         # Fail here, with one readable line, rather than inside the server's start-up.
         open_signing(settings)
+        auth = open_auth(settings)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
     tls = _tls_options(settings)
     log = logging.getLogger("bindle_server")
-    if settings.listens_on_loopback():
+    if auth.enabled:
+        log.info("authentication: %s", auth.describe())
+    elif settings.listens_on_loopback():
         log.warning(
             "no authentication: anyone who can reach %s may read and write (loopback only)",
             settings.address,
@@ -324,7 +475,8 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     else:
         raise typer.BadParameter(
             f"{settings.address} is not a loopback address and no authentication is "
-            "configured: pass --unauthenticated (BINDLE_UNAUTHENTICATED=true) to serve it "
+            "configured: give --htpasswd-file or create a token (bindle-server token "
+            "create), pass --unauthenticated (BINDLE_UNAUTHENTICATED=true) to serve it "
             "open anyway, or listen on 127.0.0.1",
             param_hint="--address",
         )

@@ -247,6 +247,12 @@ def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
         condition, params = query.version_filter.sql()
         clauses.append(condition)
         args.extend(params)
+    if query.name_prefixes is not None:
+        # substr rather than LIKE: prefixes are literal, `_` and `%` included.
+        alternatives = ["substr(name, 1, ?) = ?"] * len(query.name_prefixes)
+        clauses.append(f"({' OR '.join(alternatives)})" if alternatives else "0")
+        for prefix in query.name_prefixes:
+            args.extend((len(prefix), prefix))
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     total = db.execute(f"SELECT count(*) FROM invoices {where}", args).fetchone()[0]
     documents: list[str] = []

@@ -43,6 +43,8 @@ class Query:
     limit: int = DEFAULT_LIMIT
     strict: bool = True
     yanked: bool = False
+    name_prefixes: tuple[str, ...] | None = None
+    """Only names starting with one of these (the caller's readable names); None: any."""
 
     @classmethod
     def from_params(cls, params: Sequence[tuple[str, str]]) -> Query:

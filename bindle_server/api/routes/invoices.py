@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from bindle_server.api.auth import AccessDep
 from bindle_server.api.body import read_body
 from bindle_server.api.deps import ServiceDep, SettingsDep
 from bindle_server.api.errors import error_response
@@ -12,7 +13,8 @@ from bindle_server.api.openapi import DOCUMENT, INVOICE_BODY, PARCEL_BODY, respo
 from bindle_server.api.paths import parse_target
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.api.routes import parcels
-from bindle_server.model import Format, to_document
+from bindle_server.auth import Verb
+from bindle_server.model import BindleId, Format, to_document
 from bindle_server.search.query import parse_boolean
 
 router = APIRouter()
@@ -34,14 +36,23 @@ def _body_format(request: Request) -> Format:
     status_code=201,
     responses=responses(
         {201: "Stored; every parcel is stored", 202: "Stored; `missing` lists parcels to upload"},
-        (400, 408, 409, 413, 422, 507),
+        (400, 401, 403, 408, 409, 413, 422, 507),
     ),
     openapi_extra=INVOICE_BODY,
 )
-async def create_invoice(request: Request, service: ServiceDep, settings: SettingsDep) -> Response:
+async def create_invoice(
+    request: Request, service: ServiceDep, settings: SettingsDep, access: AccessDep
+) -> Response:
     """Store a new invoice. 201 when all its parcels are stored, 202 with `missing` otherwise."""
+    # Refuse a caller who may create nothing before reading the body; the name is checked
+    # once the service has parsed the invoice.
+    access.require_any(Verb.CREATE)
     body = await read_body(request, settings.max_invoice_bytes, settings.body_timeout, "invoice")
-    created = await service.create_invoice(body, _body_format(request))
+
+    def authorize(bindle_id: BindleId) -> None:
+        access.require(Verb.CREATE, bindle_id.name)
+
+    created = await service.create_invoice(body, _body_format(request), authorize=authorize)
     fmt = response_format(request)
     document = {
         "invoice": to_document(created.invoice, fmt),
@@ -56,16 +67,20 @@ _READ = responses(
         206: "A byte range of the parcel",
         304: "The parcel is unchanged (If-None-Match)",
     },
-    (400, 403, 404, 416),
+    (400, 401, 403, 404, 416),
     {**DOCUMENT, "*/*": {"schema": {"type": "string", "format": "binary"}}},
 )
 
 
 @router.get("/_i/{path:path}", responses=_READ)
 @router.head("/_i/{path:path}", responses=_READ)
-async def get_invoice_or_parcel(path: str, request: Request, service: ServiceDep) -> Response:
+async def get_invoice_or_parcel(
+    path: str, request: Request, service: ServiceDep, access: AccessDep
+) -> Response:
     """An invoice (`?yanked=true` to read a yanked one), or a parcel's bytes through it."""
     target = parse_target(path)
+    # A parcel is read through its invoice, so the invoice's name decides (HEAD too).
+    access.require(Verb.READ, target.bindle_id.name)
     allow_yanked = _yanked_param(request)
     if target.sha256 is not None:
         return await parcels.download(
@@ -78,14 +93,15 @@ async def get_invoice_or_parcel(path: str, request: Request, service: ServiceDep
 
 @router.post(
     "/_i/{path:path}",
-    responses=responses({200: "Parcel stored"}, (400, 403, 404, 405, 408, 409, 507)),
+    responses=responses({200: "Parcel stored"}, (400, 401, 403, 404, 405, 408, 409, 507)),
     openapi_extra=PARCEL_BODY,
 )
 async def upload_parcel(
-    path: str, request: Request, service: ServiceDep, settings: SettingsDep
+    path: str, request: Request, service: ServiceDep, settings: SettingsDep, access: AccessDep
 ) -> Response:
     """Upload a parcel's bytes (any content type, chunked or not); 200 when stored."""
     target = parse_target(path)
+    access.require(Verb.CREATE, target.bindle_id.name)
     if target.sha256 is None:
         return error_response(405, "invoices are created by POST to /_i, not to their own path")
     return await parcels.upload(
@@ -93,10 +109,15 @@ async def upload_parcel(
     )
 
 
-@router.delete("/_i/{path:path}", responses=responses({200: "Invoice yanked"}, (400, 404, 405)))
-async def yank_invoice(path: str, request: Request, service: ServiceDep) -> Response:
+@router.delete(
+    "/_i/{path:path}", responses=responses({200: "Invoice yanked"}, (400, 401, 403, 404, 405))
+)
+async def yank_invoice(
+    path: str, request: Request, service: ServiceDep, access: AccessDep
+) -> Response:
     """Yank an invoice; yanking it again is a successful no-op."""
     target = parse_target(path)
+    access.require(Verb.YANK, target.bindle_id.name)
     if target.sha256 is not None:
         return error_response(405, "parcels cannot be deleted; yank the invoice instead")
     await service.yank_invoice(target.bindle_id)

@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from bindle_server.api.auth import AccessDep
 from bindle_server.api.deps import ServiceDep
 from bindle_server.api.openapi import query_parameters, responses
 from bindle_server.api.responses import document_response, response_format
+from bindle_server.auth import Verb
 from bindle_server.model import to_document
 from bindle_server.search.query import Query
 
 router = APIRouter()
 
 
-_RESPONSES = responses({200: "A page of matching invoices"}, (400,))
+_RESPONSES = responses({200: "A page of matching invoices"}, (400, 401))
 _PARAMETERS = query_parameters(
     ("q", "string", "Terms that must all occur in the bindle name"),
     ("v", "string", "SemVer filter: a version, a Rust requirement or an npm range"),
@@ -29,9 +32,18 @@ _PARAMETERS = query_parameters(
 
 @router.get("/_q", responses=_RESPONSES, openapi_extra=_PARAMETERS)
 @router.head("/_q", responses=_RESPONSES, openapi_extra=_PARAMETERS)
-async def query_invoices(request: Request, service: ServiceDep) -> Response:
-    """Invoices whose name contains every term of `q`; yanked ones only with `yanked=true`."""
+async def query_invoices(request: Request, service: ServiceDep, access: AccessDep) -> Response:
+    """Invoices whose name contains every term of `q`; yanked ones only with `yanked=true`.
+
+    Only invoices the caller may read are counted and listed, so `total` and `more` are
+    the caller's.
+    """
+    if access.identity.is_anonymous:
+        # 401 tells a caller without credentials that it needs some; an authenticated
+        # caller who may read nothing gets an empty page, as with any filter.
+        access.require_any(Verb.READ)
     query = Query.from_params(request.query_params.multi_items())
+    query = dataclasses.replace(query, name_prefixes=access.readable_prefixes())
     result = await service.query(query)
     fmt = response_format(request)
     document = {

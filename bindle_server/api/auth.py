@@ -1,0 +1,127 @@
+"""The API's authentication and authorization: set up from Settings, checked per request.
+
+`get_access` runs for every `/v1` route (a router dependency, so a bad `Authorization`
+header is refused everywhere, as the reference does); routes then call
+`access.require(verb, name)` for the bindle they act on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from bindle_server.auth import (
+    Authenticator,
+    Authorizer,
+    BearerVerifier,
+    Htpasswd,
+    Identity,
+    Policy,
+    TokenRegistry,
+    TokenVerifier,
+    Verb,
+)
+from bindle_server.auth.authn import REQUIRED
+from bindle_server.config import Settings
+from bindle_server.errors import AccessDenied, InvalidAuthConfig
+
+
+@dataclass(frozen=True)
+class AuthSetup:
+    """Everything a server process needs to authenticate and authorize requests."""
+
+    authenticator: Authenticator
+    authorizer: Authorizer
+    htpasswd: Htpasswd | None = None
+    tokens: TokenRegistry | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.authenticator.enabled
+
+    def describe(self) -> str:
+        """The auth mode in one line, for the start-up log."""
+        if not self.enabled:
+            return "none (every caller may read and write)"
+        modes = []
+        if self.htpasswd is not None:
+            modes.append(
+                f"HTTP Basic ({len(self.htpasswd.hashes)} user(s) in {self.htpasswd.path})"
+            )
+        if self.tokens is not None:
+            modes.append(f"bearer tokens ({len(self.tokens)} in {self.tokens.path})")
+        policy = self.authorizer.policy
+        rules = (
+            f"policy {policy.source} ({len(policy.rules)} rule(s))"
+            if policy is not None
+            else "no policy (authenticated callers may do everything)"
+        )
+        anonymous = "on" if self.authorizer.anonymous_read else "off"
+        return f"{' and '.join(modes)}; authorization: {rules}; anonymous read: {anonymous}"
+
+
+def open_auth(settings: Settings) -> AuthSetup:
+    """Load the htpasswd, token and policy files; InvalidAuthConfig says what is wrong.
+
+    Authentication is on when an htpasswd file is given or the token file exists (even
+    with every token revoked: deleting the file, not revoking, turns token auth off).
+    """
+    htpasswd = Htpasswd.load(settings.htpasswd_file) if settings.htpasswd_file else None
+    tokens_path = settings.tokens_path
+    tokens = TokenRegistry.open(tokens_path) if tokens_path.exists() else None
+    bearers: tuple[BearerVerifier, ...] = (TokenVerifier(tokens),) if tokens else ()
+    authenticator = Authenticator(htpasswd, bearers)
+    policy = Policy.load(settings.auth_policy) if settings.auth_policy else None
+    if not authenticator.enabled:
+        if settings.anonymous_read is False:
+            raise InvalidAuthConfig(
+                "--no-anonymous-read needs authentication: give --htpasswd-file or create "
+                "a token with `bindle-server token create`"
+            )
+        if policy is not None:
+            raise InvalidAuthConfig(
+                "--auth-policy needs authentication: give --htpasswd-file or create a "
+                "token with `bindle-server token create`"
+            )
+        return AuthSetup(authenticator, Authorizer(open_access=True))
+    anonymous_read = bool(settings.anonymous_read)  # default (None): off once auth is on
+    authorizer = Authorizer(policy, anonymous_read=anonymous_read)
+    return AuthSetup(authenticator, authorizer, htpasswd, tokens)
+
+
+@dataclass(frozen=True)
+class Access:
+    """The caller of one request and the checks routes make with it."""
+
+    identity: Identity
+    setup: AuthSetup
+
+    def require(self, verb: Verb, name: str) -> None:
+        """401 for an anonymous caller, 403 for an authenticated one, unless allowed."""
+        if not self.setup.authorizer.allows(self.identity, verb, name):
+            raise self._refusal(verb, name)
+
+    def require_any(self, verb: Verb) -> None:
+        """Refuse early (before a body is read) when `verb` is allowed on no name at all."""
+        if not self.setup.authorizer.may_ever(self.identity, verb):
+            raise self._refusal(verb, None)
+
+    def readable_prefixes(self) -> tuple[str, ...] | None:
+        """Name prefixes the caller may read (None: every name), for filtering queries."""
+        return self.setup.authorizer.readable_prefixes(self.identity)
+
+    def _refusal(self, verb: Verb, name: str | None) -> Exception:
+        if self.identity.is_anonymous:
+            return self.setup.authenticator.refuse(REQUIRED)
+        return AccessDenied(self.identity.subject, verb.value, name)
+
+
+async def get_access(request: Request) -> Access:
+    setup: AuthSetup = request.app.state.auth
+    identity = await setup.authenticator.authenticate(request.headers.get("authorization"))
+    return Access(identity, setup)
+
+
+AccessDep = Annotated[Access, Depends(get_access)]

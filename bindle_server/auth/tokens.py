@@ -1,0 +1,231 @@
+"""Bearer tokens for machines: a token file that holds only SHA-256 hashes of the tokens.
+
+A token is 256 random bits, so a plain SHA-256 of it cannot be reversed or guessed and
+needs no slow hash; comparisons are constant-time all the same. The file
+(`DIRECTORY/tokens.toml` by default, mode 0600) is written atomically by
+`bindle-server token create|revoke`; a running server notices the change within a second.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import os
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import tomli
+import tomli_w
+
+from bindle_server.errors import InvalidAuthConfig
+
+log = logging.getLogger(__name__)
+
+FILE_VERSION = 1
+TOKEN_PREFIX = "bindle_"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_HEADER = "# bindle-server bearer tokens: only SHA-256 hashes of the tokens are kept here.\n"
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30d`, `12h`, `45m`, `2w` or `90s` as a timedelta."""
+    match = _DURATION.match(text.strip())
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"invalid duration {text!r}: expected a number and s, m, h, d or w (30d)")
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class TokenEntry:
+    """One token as stored: its name, the SHA-256 of its value, and when it was made/ends."""
+
+    name: str
+    sha256: str
+    created: datetime
+    expires: datetime | None = None
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires is not None and now >= self.expires
+
+
+@dataclass
+class TokenFile:
+    """The tokens of a server, as `token create|list|revoke` and the server read them."""
+
+    entries: list[TokenEntry] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> TokenFile:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InvalidAuthConfig(f"cannot read token file {path}: {exc}") from None
+        try:
+            document = tomli.loads(text)
+        except tomli.TOMLDecodeError as exc:
+            raise InvalidAuthConfig(f"token file {path} is not valid TOML: {exc}") from None
+        return cls([_entry(item, path) for item in _table_list(document, path)])
+
+    def dumps(self) -> str:
+        tokens: list[dict[str, Any]] = []
+        for entry in self.entries:
+            item: dict[str, Any] = {
+                "name": entry.name,
+                "sha256": entry.sha256,
+                "created": entry.created,
+            }
+            if entry.expires is not None:
+                item["expires"] = entry.expires
+            tokens.append(item)
+        return _HEADER + tomli_w.dumps({"version": FILE_VERSION, "token": tokens})
+
+    def save(self, path: Path) -> None:
+        """Write the file atomically with mode 0600 (never briefly readable by others)."""
+        _write_private(path, self.dumps().encode())
+
+    def create(self, name: str, lifetime: timedelta | None, now: datetime) -> str:
+        """Add a token called `name`; return its value (shown once, never stored)."""
+        if not _NAME.match(name):
+            raise ValueError(f"invalid token name {name!r}: 1-64 letters, digits, '.', '_' or '-'")
+        if any(entry.name == name for entry in self.entries):
+            raise ValueError(f"a token named {name!r} exists; revoke it first")
+        value = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        now = now.replace(microsecond=0)
+        expires = now + lifetime if lifetime is not None else None
+        self.entries.append(TokenEntry(name, token_digest(value), now, expires))
+        return value
+
+    def revoke(self, name: str) -> bool:
+        """Remove the token called `name`; False when there is none."""
+        kept = [entry for entry in self.entries if entry.name != name]
+        removed = len(kept) != len(self.entries)
+        self.entries = kept
+        return removed
+
+    def match(self, token: str, now: datetime) -> TokenEntry | None:
+        """The live entry whose hash is the token's; every entry is compared, in constant time."""
+        digest = token_digest(token)
+        found = None
+        for entry in self.entries:
+            if hmac.compare_digest(entry.sha256, digest):
+                found = entry
+        return found if found is not None and not found.expired(now) else None
+
+
+class TokenRegistry:
+    """The server's view of the token file, reloaded when the file changes.
+
+    `refresh` is blocking (a stat, and a read after a change); callers run it in a worker
+    thread when `refresh_due` says so, at most once a second. A file that disappears or no
+    longer parses counts as holding no tokens: a broken revoke must not leave tokens valid.
+    """
+
+    INTERVAL = 1.0
+
+    def __init__(self, path: Path, tokens: TokenFile) -> None:
+        self.path = path
+        self._tokens = tokens
+        self._lock = threading.Lock()
+        self._signature = _signature(path)
+        self._checked = time.monotonic()
+
+    @classmethod
+    def open(cls, path: Path) -> TokenRegistry:
+        return cls(path, TokenFile.load(path))
+
+    def __len__(self) -> int:
+        return len(self._tokens.entries)
+
+    def refresh_due(self) -> bool:
+        return time.monotonic() - self._checked >= self.INTERVAL
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._checked = time.monotonic()
+            signature = _signature(self.path)
+            if signature == self._signature:
+                return
+            self._signature = signature
+            try:
+                self._tokens = TokenFile.load(self.path)
+            except InvalidAuthConfig as exc:
+                log.error("%s; no bearer token is accepted until it is fixed", exc.message)
+                self._tokens = TokenFile()
+                return
+            log.info("reloaded %d bearer token(s) from %s", len(self._tokens.entries), self.path)
+
+    def match(self, token: str) -> TokenEntry | None:
+        return self._tokens.match(token, datetime.now(UTC))
+
+
+def _signature(path: Path) -> tuple[int, int, int] | None:
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+
+
+def _table_list(document: dict[str, Any], path: Path) -> list[dict[str, Any]]:
+    version = document.get("version", FILE_VERSION)
+    if version != FILE_VERSION:
+        raise InvalidAuthConfig(f"token file {path}: unknown version {version!r}")
+    tokens = document.get("token", [])
+    if not isinstance(tokens, list) or not all(isinstance(item, dict) for item in tokens):
+        raise InvalidAuthConfig(f"token file {path}: `token` must be an array of tables")
+    return tokens
+
+
+def _entry(item: dict[str, Any], path: Path) -> TokenEntry:
+    name, digest = item.get("name"), item.get("sha256")
+    created, expires = item.get("created"), item.get("expires")
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidAuthConfig(f"token file {path}: a token has no valid `name`")
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise InvalidAuthConfig(f"token file {path}: token {name!r} has no valid `sha256`")
+    if not isinstance(created, datetime) or not (expires is None or isinstance(expires, datetime)):
+        raise InvalidAuthConfig(
+            f"token file {path}: token {name!r} needs `created` (and `expires`) as datetimes"
+        )
+    return TokenEntry(name, digest, _aware(created), _aware(expires) if expires else None)
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # A unique temp name beside the target: concurrent writers never share a temp file.
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
+    try:
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
