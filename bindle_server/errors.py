@@ -18,7 +18,10 @@ BindleError
 │   └── ParcelExists
 ├── YankedOnCreate               an invoice submitted with `yanked = true`
 ├── RangeNotSatisfiable          a `Range` that lies outside the parcel
+├── PayloadTooLarge              a body, header block or invoice over the server's limits
+├── BodyTimeout                  the client stopped sending the request body
 ├── InsufficientStorage          the disk is full
+├── StoredInvoiceDamaged         a stored invoice file no longer parses (run fsck)
 ├── Unauthenticated              credentials missing where required, or not valid
 ├── AccessDenied                 authenticated, but the policy does not allow the verb here
 └── InvalidAuthConfig            an htpasswd, token or policy file the server cannot use
@@ -195,3 +198,14 @@ class AccessDenied(BindleError):
 
 class InvalidAuthConfig(BindleError):
     """An htpasswd, token or policy file cannot be used; found at start-up."""
+
+
+class StoredInvoiceDamaged(BindleError):
+    """A stored invoice file does not parse: damage on the server's side, not the client's."""
+
+    def __init__(self, bindle_id: str) -> None:
+        super().__init__(
+            f"the stored invoice of {bindle_id} is damaged; the operator should run "
+            "bindle-server fsck"
+        )
+        self.bindle_id = bindle_id

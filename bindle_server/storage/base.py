@@ -23,6 +23,10 @@ class ParcelStore(Protocol):
         """How many bytes are stored for the parcel, or None when it is not stored."""
         ...
 
+    async def stored_sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        """The stored size of each of `digests` that is stored (absent ones are left out)."""
+        ...
+
     async def missing(self, digests: Iterable[str]) -> set[str]:
         """The subset of `digests` whose bytes are not stored."""
         ...

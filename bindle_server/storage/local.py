@@ -12,7 +12,7 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 import aiofiles
@@ -55,6 +55,10 @@ class LocalParcelStore:
         except FileNotFoundError:
             return None
         return stat.st_size
+
+    async def stored_sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        wanted = list(digests)
+        return await anyio.to_thread.run_sync(lambda: _stored_sizes(self._path, wanted))
 
     async def missing(self, digests: Iterable[str]) -> set[str]:
         wanted = list(digests)
@@ -143,6 +147,16 @@ class LocalParcelStore:
         os.replace(self._path(sha256), target)
         fsync_dir(self._path(sha256).parent)
         fsync_dir(self._quarantine_dir)
+
+
+def _stored_sizes(path_of: Callable[[str], Path], digests: list[str]) -> dict[str, int]:
+    sizes = {}
+    for sha256 in digests:
+        try:
+            sizes[sha256] = os.stat(path_of(sha256)).st_size
+        except FileNotFoundError:
+            continue
+    return sizes
 
 
 def _subdirectories(root: Path) -> list[str]:

@@ -24,6 +24,9 @@ class MemoryParcelStore:
         data = self._parcels.get(sha256)
         return None if data is None else len(data)
 
+    async def stored_sizes(self, digests: Iterable[str]) -> dict[str, int]:
+        return {sha: len(self._parcels[sha]) for sha in digests if sha in self._parcels}
+
     async def missing(self, digests: Iterable[str]) -> set[str]:
         return {sha for sha in digests if sha not in self._parcels}
 

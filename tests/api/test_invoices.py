@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import tomli
 from fastapi.testclient import TestClient
@@ -270,3 +271,41 @@ def test_json_invoice_with_a_lone_surrogate_escape_is_refused_with_400(api: Test
     response = api.post("/_i", content=body, headers={"Content-Type": "application/json"})
     assert response.status_code == 400
     assert "surrogate" in tomli.loads(response.text)["error"]
+
+
+def test_label_size_contradicting_a_stored_parcel_is_refused_with_400(api: TestClient) -> None:
+    stored = parcel("six b!")
+    api.post("/_i", content=make_invoice("example.com/a", parcels=[stored]).toml())
+    api.post(f"/_i/example.com/a/1.0.0@{stored.sha256}", content=stored.data)
+    lying = make_invoice("example.com/b")
+    lying.extra["parcel"] = [
+        {"label": {"sha256": stored.sha256, "mediaType": "text/plain", "size": 600}}
+    ]
+    response = api.post("/_i", content=lying.toml())
+    assert response.status_code == 400
+    assert "size does not match" in tomli.loads(response.text)["error"]
+    assert api.get("/_i/example.com/b/1.0.0").status_code == 404
+
+
+def test_a_damaged_stored_invoice_is_a_server_error_that_names_fsck(
+    api: TestClient, data_dir: Path
+) -> None:
+    api.post("/_i", content=make_invoice().toml())
+    (stored,) = (data_dir / "invoices").glob("*/invoice.toml")
+    stored.write_text("bindleVersion = [broken")
+    response = api.get("/_i/example.com/hello/1.0.0")
+    assert response.status_code == 500
+    assert "fsck" in tomli.loads(response.text)["error"]
+
+
+def test_a_large_invoice_is_served_fresh_after_a_yank(api: TestClient) -> None:
+    """Large invoices are parsed once and cached by content; a yank is a new document."""
+    doc = make_invoice(parcels=[parcel(f"p{n}") for n in range(2000)])
+    assert api.post("/_i", content=doc.toml()).status_code == 202
+    first = doc.parcels[0]
+    for _ in range(2):
+        assert api.get(f"/_r/missing/{doc.bindle_id}").status_code == 200
+    api.post(f"/_i/{doc.bindle_id}@{first.sha256}", content=first.data)
+    assert api.delete(f"/_i/{doc.bindle_id}").status_code == 200
+    assert api.get(f"/_i/{doc.bindle_id}").status_code == 403
+    assert api.get(f"/_i/{doc.bindle_id}@{first.sha256}").status_code == 403

@@ -121,6 +121,12 @@ class ParcelStoreContract:
         assert await stores.parcels.size(SHA) == len(DATA)
 
     @pytest.mark.anyio
+    async def test_stored_sizes_covers_only_stored_parcels(self, stores: Stores) -> None:
+        await stores.parcels.write(SHA, len(DATA), chunks_of(DATA))
+        other = hashlib.sha256(b"not stored").hexdigest()
+        assert await stores.parcels.stored_sizes([SHA, other]) == {SHA: len(DATA)}
+
+    @pytest.mark.anyio
     async def test_digests_lists_every_stored_parcel(self, stores: Stores) -> None:
         other = b"another parcel"
         await stores.parcels.write(SHA, len(DATA), chunks_of(DATA))
