@@ -275,7 +275,7 @@ def serve(
 @app.command()
 def reindex(ctx: typer.Context, directory: DirectoryOption = None) -> None:
     """Rebuild the query index from the stored invoice files (unreadable ones are skipped)."""
-    settings = _override(ctx.obj, directory=directory)
+    settings = _existing_store(_override(ctx.obj, directory=directory))
     indexed, skipped = asyncio.run(_reindex(settings))
     typer.echo(f"indexed {indexed} invoice(s), skipped {skipped} unreadable")
 
@@ -298,7 +298,7 @@ def fsck(
     Exits 0 when everything is sound (or was repaired), 1 when problems remain.
     Run it with the server stopped.
     """
-    settings = _override(ctx.obj, directory=directory)
+    settings = _existing_store(_override(ctx.obj, directory=directory))
     report = asyncio.run(_fsck(settings, repair))
     for problem in report.problems:
         typer.echo(str(problem))
@@ -507,6 +507,17 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     uvicorn.run(
         "bindle_server.api.app:app_from_environment", factory=True, workers=workers, **options
     )
+
+
+def _existing_store(settings: Settings) -> Settings:
+    """Maintenance commands work on an existing data directory; a typo must not make
+    them create an empty store and report it sound."""
+    if settings.storage is None and not (settings.directory / "invoices").is_dir():
+        raise typer.BadParameter(
+            f"{settings.directory} is not a Bindle data directory (it has no invoices/)",
+            param_hint="--directory",
+        )
+    return settings
 
 
 def _tls_options(settings: Settings) -> dict[str, str]:

@@ -106,3 +106,15 @@ def test_fsck_repairs_index_drift_and_reports_unreadable_invoices(
     server = server_factory(data_dir)
     query = tomli.loads(httpx.get(f"{server.url}/_q", params={"q": "drift"}).text)
     assert query["total"] == 3
+
+
+def test_maintenance_commands_refuse_a_directory_that_is_not_a_store(tmp_path: Path) -> None:
+    typo = tmp_path / "no-such-store"
+    for command in ("fsck", "reindex"):
+        result = subprocess.run(
+            [sys.executable, "-m", "bindle_server", command, "--directory", str(typo)],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert result.returncode != 0
+        assert "not a Bindle data directory" in result.stderr
+        assert not typo.exists()
