@@ -97,8 +97,8 @@ class BindleService:
         if self._index.is_new:
             indexed, _ = await self.reindex()
             return indexed
-        keys = await self._index.pending_keys()
-        for key in keys:
+        marks = await self._index.stale_marks()
+        for key, tokens in marks.items():
             document = await self._invoices.read(key)
             entry = None
             if document is not None:
@@ -106,10 +106,10 @@ class BindleService:
                     entry = index_entry(key, parse_invoice(document))
                 except InvalidInvoice as exc:
                     log.warning("invoice %s is unreadable and stays out of the index: %s", key, exc)
-            await self._index.settle(key, entry)
-        if keys:
-            log.info("recovered %d interrupted invoice write(s) into the index", len(keys))
-        return len(keys)
+            await self._index.settle(key, entry, tokens)
+        if marks:
+            log.info("recovered %d interrupted invoice write(s) into the index", len(marks))
+        return len(marks)
 
     async def create_invoice(
         self,

@@ -9,11 +9,13 @@ invoice and indexing it is repaired at the next start (BindleService.recover).
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
@@ -24,7 +26,7 @@ from bindle_server.search.query import Query, QueryPage
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invoices (
     key       TEXT PRIMARY KEY,
@@ -44,7 +46,8 @@ CREATE INDEX IF NOT EXISTS invoices_by_id
 CREATE TABLE IF NOT EXISTS pending (
     token TEXT PRIMARY KEY,
     key   TEXT NOT NULL,
-    since REAL NOT NULL
+    since REAL NOT NULL,
+    owner TEXT NOT NULL     -- host:pid:start-time of the process doing the write
 );
 """
 
@@ -78,15 +81,19 @@ class Index(Protocol):
         """Insert or update an entry and drop the pending mark `token`, in one transaction."""
         ...
 
-    async def settle(self, key: str, entry: IndexEntry | None) -> None:
-        """Make the index agree with the store for `key` and drop all its pending marks.
+    async def settle(self, key: str, entry: IndexEntry | None, tokens: Sequence[str] = ()) -> None:
+        """Make the index agree with the store for `key` and drop the pending marks `tokens`.
 
         `entry` is what the store holds now, or None when it holds no such invoice.
         """
         ...
 
-    async def pending_keys(self) -> list[str]:
-        """Keys with pending marks: writes that may have happened without being indexed."""
+    async def stale_marks(self) -> dict[str, list[str]]:
+        """Pending marks left by writers that died: key -> their tokens.
+
+        Keys that a live process is still writing are left out, so that a process
+        starting beside running ones (another worker) never settles their writes.
+        """
         ...
 
     async def query(self, query: Query) -> QueryPage:
@@ -156,8 +163,8 @@ class SqliteIndex:
         token = uuid.uuid4().hex
         await self._run(
             lambda db: db.execute(
-                "INSERT INTO pending (token, key, since) VALUES (?, ?, ?)",
-                (token, key, time.time()),
+                "INSERT INTO pending (token, key, since, owner) VALUES (?, ?, ?, ?)",
+                (token, key, time.time(), process_identity()),
             )
         )
         return token
@@ -175,7 +182,7 @@ class SqliteIndex:
 
         await self._run(work)
 
-    async def settle(self, key: str, entry: IndexEntry | None) -> None:
+    async def settle(self, key: str, entry: IndexEntry | None, tokens: Sequence[str] = ()) -> None:
         def work(db: sqlite3.Connection) -> None:
             with db:
                 db.execute("BEGIN IMMEDIATE")
@@ -183,15 +190,23 @@ class SqliteIndex:
                     db.execute("DELETE FROM invoices WHERE key = ?", (key,))
                 else:
                     _upsert(db, entry)
-                db.execute("DELETE FROM pending WHERE key = ?", (key,))
+                db.executemany("DELETE FROM pending WHERE token = ?", [(t,) for t in tokens])
 
         await self._run(work)
 
-    async def pending_keys(self) -> list[str]:
+    async def stale_marks(self) -> dict[str, list[str]]:
         rows = await self._run(
-            lambda db: db.execute("SELECT DISTINCT key FROM pending ORDER BY key").fetchall()
+            lambda db: db.execute("SELECT key, token, since, owner FROM pending").fetchall()
         )
-        return [row[0] for row in rows]
+        now = time.time()
+        stale: dict[str, list[str]] = {}
+        live: set[str] = set()
+        for key, token, since, owner in rows:
+            if _owner_gone(owner, now - since):
+                stale.setdefault(key, []).append(token)
+            else:
+                live.add(key)
+        return {key: tokens for key, tokens in sorted(stale.items()) if key not in live}
 
     async def query(self, query: Query) -> QueryPage:
         return await self._run(lambda db: _run_query(db, query))
@@ -215,6 +230,33 @@ class SqliteIndex:
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())
+
+
+# A mark from another host cannot be checked for liveness; no write takes this long.
+_FOREIGN_MARK_STALE_AFTER = 600.0
+
+
+def process_identity() -> str:
+    """host:pid:start-time: a pid alone is reused after the process dies."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
+
+
+def _start_time(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # Field 22 (start time in clock ticks), counted after the parenthesised name.
+            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return "?"
+
+
+def _owner_gone(owner: str, age: float) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text, _, started = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return age > _FOREIGN_MARK_STALE_AFTER
+    return _start_time(int(pid_text)) != started
 
 
 def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:

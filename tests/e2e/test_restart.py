@@ -11,8 +11,9 @@ import anyio
 import httpx
 import tomli
 
-from bindle_server.model import BindleId
+from bindle_server.model import BindleId, parse_invoice
 from bindle_server.search import SqliteIndex
+from bindle_server.service import index_entry
 from bindle_server.storage import open_stores
 from tests.factories import make_invoice
 from tests.servers import ServerProcess
@@ -84,6 +85,22 @@ def test_a_lost_index_is_rebuilt_at_start_up(server_factory: ServerFactory, tmp_
     assert "reindexed 3 invoice(s)" in restarted.log()
 
 
+_WRITE_WITHOUT_INDEXING = """
+import sys, anyio
+from bindle_server.search import SqliteIndex
+from bindle_server.storage import open_stores
+
+async def main(data_dir: str, key: str, document: bytes) -> None:
+    stores = open_stores(data_dir)
+    index = SqliteIndex(stores.index_location)
+    await index.begin(key)  # what create_invoice does before writing the file
+    assert await stores.invoices.create(key, document)
+    await index.close()  # ... and the process dies before indexing it
+
+anyio.run(main, sys.argv[1], sys.argv[2], sys.stdin.buffer.read())
+"""
+
+
 def test_an_invoice_written_but_not_indexed_is_indexed_at_the_next_start(
     server_factory: ServerFactory, tmp_path: Path
 ) -> None:
@@ -93,15 +110,40 @@ def test_an_invoice_written_but_not_indexed_is_indexed_at_the_next_start(
     server.stop()
     doc = make_invoice("example.com/crashed", "1.0.0")
     key = BindleId.parse(doc.bindle_id).key
-
-    async def write_without_indexing() -> None:
-        stores = open_stores(str(data_dir))
-        index = SqliteIndex(stores.index_location)
-        await index.begin(key)  # what create_invoice does before writing the file
-        assert await stores.invoices.create(key, doc.toml())
-        await index.close()  # ... and the process dies before indexing it
-
-    anyio.run(write_without_indexing)
+    subprocess.run(
+        [sys.executable, "-c", _WRITE_WITHOUT_INDEXING, str(data_dir), key],
+        input=doc.toml(), check=True, timeout=60,
+    )  # fmt: skip
     restarted = server_factory(data_dir)
     assert _total(restarted, q="crashed") == 1
     assert "recovered 1 interrupted invoice write" in restarted.log()
+
+
+def test_a_starting_server_leaves_a_live_writers_pending_write_alone(
+    server_factory: ServerFactory, tmp_path: Path
+) -> None:
+    """Another worker starting mid-write must not settle that write (it would race it)."""
+    data_dir = tmp_path / "data"
+    server_factory(data_dir).stop()
+    doc = make_invoice("example.com/in-flight", "1.0.0")
+    invoice = parse_invoice(doc.toml())
+    key = invoice.bindle_id.key
+    stores = open_stores(str(data_dir))
+    index = SqliteIndex(stores.index_location)
+
+    async def begin_write() -> str:
+        token = await index.begin(key)  # this test process is the live writer
+        assert await stores.invoices.create(key, doc.toml())
+        return token
+
+    token = anyio.run(begin_write)
+    other = server_factory(data_dir)
+    assert _total(other, q="in-flight") == 0
+    assert "recovered" not in other.log()
+
+    async def finish_write() -> None:
+        await index.put(index_entry(key, invoice), token)
+        await index.close()
+
+    anyio.run(finish_write)
+    assert _total(other, q="in-flight") == 1
