@@ -93,6 +93,19 @@ class Settings(BaseSettings):
         description="let callers without credentials read everything [default: on when "
         "no authentication is configured, off when it is]",
     )
+    oidc_issuer_url: str | None = Field(
+        default=None,
+        description="OIDC issuer: bearer JWTs must be signed by its keys (JWKS) and name it "
+        "as `iss`; with oidc_client_id and oidc_device_url",
+    )
+    oidc_client_id: str | None = Field(
+        default=None, description="OIDC client id: bearer JWTs must name it in `aud`"
+    )
+    oidc_device_url: str | None = Field(
+        default=None,
+        description="OIDC device authorization endpoint that `GET /v1/login` starts the "
+        "device flow at",
+    )
     tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
     tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")
 

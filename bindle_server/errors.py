@@ -24,7 +24,8 @@ BindleError
 ├── StoredInvoiceDamaged         a stored invoice file no longer parses (run fsck)
 ├── Unauthenticated              credentials missing where required, or not valid
 ├── AccessDenied                 authenticated, but the policy does not allow the verb here
-└── InvalidAuthConfig            an htpasswd, token or policy file the server cannot use
+├── InvalidAuthConfig            an htpasswd, token or policy file the server cannot use
+└── AuthProviderUnavailable      the OIDC provider cannot be reached or answers nonsense
 """
 
 from __future__ import annotations
@@ -198,6 +199,10 @@ class AccessDenied(BindleError):
 
 class InvalidAuthConfig(BindleError):
     """An htpasswd, token or policy file cannot be used; found at start-up."""
+
+
+class AuthProviderUnavailable(BindleError):
+    """The OIDC provider could not be reached or answered something unusable (502)."""
 
 
 class StoredInvoiceDamaged(BindleError):

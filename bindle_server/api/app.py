@@ -14,7 +14,7 @@ from bindle_server.api.auth import get_access, open_auth
 from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
-from bindle_server.api.routes import health, invoices, keys, query, relationships
+from bindle_server.api.routes import health, invoices, keys, login, query, relationships
 from bindle_server.config import Settings, configure_logging
 from bindle_server.search import SqliteIndex
 from bindle_server.service import BindleService
@@ -71,6 +71,9 @@ def create_app(settings: Settings) -> FastAPI:
     # everywhere); routes check what the caller may do with the bindle they act on.
     for router in (invoices.router, relationships.router, query.router, keys.router):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(get_access)])
+    # Login needs no credentials (it is how a caller gets them): no authentication here,
+    # so a stale token sent along does not block getting a new one.
+    app.include_router(login.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app
 

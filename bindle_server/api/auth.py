@@ -24,6 +24,7 @@ from bindle_server.auth import (
     Verb,
 )
 from bindle_server.auth.authn import REQUIRED
+from bindle_server.auth.oidc import OidcConfig, OidcVerifier
 from bindle_server.config import Settings
 from bindle_server.errors import AccessDenied, InvalidAuthConfig
 
@@ -36,6 +37,7 @@ class AuthSetup:
     authorizer: Authorizer
     htpasswd: Htpasswd | None = None
     tokens: TokenRegistry | None = None
+    oidc: OidcVerifier | None = None
 
     @property
     def enabled(self) -> bool:
@@ -52,6 +54,8 @@ class AuthSetup:
             )
         if self.tokens is not None:
             modes.append(f"bearer tokens ({len(self.tokens)} in {self.tokens.path})")
+        if self.oidc is not None:
+            modes.append(self.oidc.describe())
         policy = self.authorizer.policy
         rules = (
             f"policy {policy.source} ({len(policy.rules)} rule(s))"
@@ -65,30 +69,38 @@ class AuthSetup:
 def open_auth(settings: Settings) -> AuthSetup:
     """Load the htpasswd, token and policy files; InvalidAuthConfig says what is wrong.
 
-    Authentication is on when an htpasswd file is given or the token file exists (even
-    with every token revoked: deleting the file, not revoking, turns token auth off).
+    Authentication is on when an htpasswd file is given, OIDC is configured (all three
+    settings) or the token file exists (even with every token revoked: deleting the
+    file, not revoking, turns token auth off). OIDC makes no network request here.
     """
     htpasswd = Htpasswd.load(settings.htpasswd_file) if settings.htpasswd_file else None
     tokens_path = settings.tokens_path
     tokens = TokenRegistry.open(tokens_path) if tokens_path.exists() else None
+    oidc_config = OidcConfig.from_settings(
+        settings.oidc_issuer_url, settings.oidc_client_id, settings.oidc_device_url
+    )
+    oidc = OidcVerifier(oidc_config) if oidc_config is not None else None
+    # The token file first (cheap, `bindle_` tokens only), then JWTs.
     bearers: tuple[BearerVerifier, ...] = (TokenVerifier(tokens),) if tokens else ()
+    if oidc is not None:
+        bearers = (*bearers, oidc)
     authenticator = Authenticator(htpasswd, bearers)
     policy = Policy.load(settings.auth_policy) if settings.auth_policy else None
     if not authenticator.enabled:
         if settings.anonymous_read is False:
             raise InvalidAuthConfig(
-                "--no-anonymous-read needs authentication: give --htpasswd-file or create "
-                "a token with `bindle-server token create`"
+                "--no-anonymous-read needs authentication: give --htpasswd-file or the "
+                "--oidc-* settings, or create a token with `bindle-server token create`"
             )
         if policy is not None:
             raise InvalidAuthConfig(
-                "--auth-policy needs authentication: give --htpasswd-file or create a "
-                "token with `bindle-server token create`"
+                "--auth-policy needs authentication: give --htpasswd-file or the --oidc-* "
+                "settings, or create a token with `bindle-server token create`"
             )
         return AuthSetup(authenticator, Authorizer(open_access=True))
     anonymous_read = bool(settings.anonymous_read)  # default (None): off once auth is on
     authorizer = Authorizer(policy, anonymous_read=anonymous_read)
-    return AuthSetup(authenticator, authorizer, htpasswd, tokens)
+    return AuthSetup(authenticator, authorizer, htpasswd, tokens, oidc)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
     errors.StoredInvoiceDamaged: 500,
     errors.Unauthenticated: 401,
     errors.AccessDenied: 403,
+    errors.AuthProviderUnavailable: 502,
 }
 
 TOML = "application/toml"

@@ -30,6 +30,7 @@ _ERRORS = {
     416: "Range not satisfiable",
     422: "An invoice submitted as yanked",
     431: "Request headers too large",
+    502: "The OIDC provider could not be reached or answered something unusable",
     507: "The server's disk is full",
 }
 

@@ -142,6 +142,31 @@ AnonymousReadOption = Annotated[
         show_default=False,
     ),
 ]
+OidcIssuerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--oidc-issuer-url",
+        help="OIDC issuer URL: bearer JWTs are checked against its keys (JWKS) and `iss`; "
+        "needs --oidc-client-id and --oidc-device-url [env: BINDLE_OIDC_ISSUER_URL]",
+        show_default=False,
+    ),
+]
+OidcClientIdOption = Annotated[
+    str | None,
+    typer.Option(
+        "--oidc-client-id",
+        help="OIDC client id that bearer JWTs must name in `aud` [env: BINDLE_OIDC_CLIENT_ID]",
+        show_default=False,
+    ),
+]
+OidcDeviceUrlOption = Annotated[
+    str | None,
+    typer.Option(
+        "--oidc-device-url",
+        help="OIDC device authorization endpoint, for GET /v1/login [env: BINDLE_OIDC_DEVICE_URL]",
+        show_default=False,
+    ),
+]
 TlsCertOption = Annotated[
     Path | None,
     typer.Option(
@@ -203,6 +228,9 @@ def main_command(
     tokens_file: TokensFileOption = None,
     auth_policy: AuthPolicyOption = None,
     anonymous_read: AnonymousReadOption = None,
+    oidc_issuer_url: OidcIssuerOption = None,
+    oidc_client_id: OidcClientIdOption = None,
+    oidc_device_url: OidcDeviceUrlOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     workers: WorkersOption = 1,
@@ -226,6 +254,9 @@ def main_command(
         tokens_file=tokens_file,
         auth_policy=auth_policy,
         anonymous_read=anonymous_read,
+        oidc_issuer_url=oidc_issuer_url,
+        oidc_client_id=oidc_client_id,
+        oidc_device_url=oidc_device_url,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
@@ -247,6 +278,9 @@ def serve(
     tokens_file: TokensFileOption = None,
     auth_policy: AuthPolicyOption = None,
     anonymous_read: AnonymousReadOption = None,
+    oidc_issuer_url: OidcIssuerOption = None,
+    oidc_client_id: OidcClientIdOption = None,
+    oidc_device_url: OidcDeviceUrlOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
     workers: WorkersOption = 1,
@@ -266,6 +300,9 @@ def serve(
         tokens_file=tokens_file,
         auth_policy=auth_policy,
         anonymous_read=anonymous_read,
+        oidc_issuer_url=oidc_issuer_url,
+        oidc_client_id=oidc_client_id,
+        oidc_device_url=oidc_device_url,
         tls_cert=tls_cert,
         tls_key=tls_key,
     )
@@ -475,9 +512,9 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     else:
         raise typer.BadParameter(
             f"{settings.address} is not a loopback address and no authentication is "
-            "configured: give --htpasswd-file or create a token (bindle-server token "
-            "create), pass --unauthenticated (BINDLE_UNAUTHENTICATED=true) to serve it "
-            "open anyway, or listen on 127.0.0.1",
+            "configured: give --htpasswd-file or the --oidc-* settings, or create a token "
+            "(bindle-server token create), pass --unauthenticated "
+            "(BINDLE_UNAUTHENTICATED=true) to serve it open anyway, or listen on 127.0.0.1",
             param_hint="--address",
         )
     log.info(
