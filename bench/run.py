@@ -1135,8 +1135,7 @@ def machine_facts() -> list[str]:
         "(/proc/meminfo)",
         f"Load average at start: {load}",
         f"Kernel: {platform.system()} {platform.release()} ({platform.machine()})",
-        f"Python: {platform.python_implementation()} {platform.python_version()} "
-        f"({sys.executable})",
+        f"Python: {platform.python_implementation()} {platform.python_version()}",
         f"curl: {command_output([CURL, '--version'])}",
     ]
 
