@@ -32,6 +32,11 @@ class Settings(BaseSettings):
         default=None,
         description="storage URL (file://PATH or memory://); overrides `directory` when set",
     )
+    index: str | None = Field(
+        default=None,
+        description="query index URL: postgresql://USER@HOST/DB for PostgreSQL (needs the "
+        "`postgres` extra) [default: the embedded SQLite file in the data directory]",
+    )
 
     signing_keys: Path | None = Field(
         default=None,

@@ -12,7 +12,11 @@ from fastapi.testclient import TestClient
 
 from bindle_server.api.app import create_app
 from bindle_server.config import Settings
+from tests import postgres
 from tests.servers import ServerProcess, start_server
+
+# Read at import: `_clean_environment` removes BINDLE_* variables before fixtures run.
+_POSTGRES_URL = os.environ.get(postgres.URL_VARIABLE)
 
 
 @pytest.fixture(autouse=True)
@@ -68,3 +72,23 @@ def server_factory(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
 @pytest.fixture
 def live_server(server_factory: Callable[..., ServerProcess]) -> ServerProcess:
     return server_factory()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """URL of a PostgreSQL server: BINDLE_TEST_POSTGRES_URL, or a throwaway cluster."""
+    if _POSTGRES_URL:
+        yield _POSTGRES_URL
+        return
+    reason = postgres.unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    with postgres.cluster() as cluster:
+        yield cluster.url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """URL of an empty database of its own on the test PostgreSQL server."""
+    with postgres.fresh_database(postgres_server) as url:
+        yield url

@@ -57,6 +57,15 @@ DirectoryOption = Annotated[
         show_default=False,
     ),
 ]
+IndexOption = Annotated[
+    str | None,
+    typer.Option(
+        "--index",
+        help="Query index URL: postgresql://USER@HOST/DB puts it on PostgreSQL (pip install "
+        "'bindle-server[postgres]') [env: BINDLE_INDEX] [default: SQLite in the data directory]",
+        show_default=False,
+    ),
+]
 SigningKeysOption = Annotated[
     Path | None,
     typer.Option(
@@ -219,6 +228,7 @@ def main_command(
     ctx: typer.Context,
     address: AddressOption = None,
     directory: DirectoryOption = None,
+    index: IndexOption = None,
     signing_keys: SigningKeysOption = None,
     keyring: KeyringOption = None,
     strategy: StrategyOption = None,
@@ -245,6 +255,7 @@ def main_command(
         None,
         address=address,
         directory=directory,
+        index=index,
         signing_keys=signing_keys,
         keyring=keyring,
         strategy=strategy,
@@ -269,6 +280,7 @@ def serve(
     ctx: typer.Context,
     address: AddressOption = None,
     directory: DirectoryOption = None,
+    index: IndexOption = None,
     signing_keys: SigningKeysOption = None,
     keyring: KeyringOption = None,
     strategy: StrategyOption = None,
@@ -291,6 +303,7 @@ def serve(
         ctx.obj,
         address=address,
         directory=directory,
+        index=index,
         signing_keys=signing_keys,
         keyring=keyring,
         strategy=strategy,
@@ -310,9 +323,11 @@ def serve(
 
 
 @app.command()
-def reindex(ctx: typer.Context, directory: DirectoryOption = None) -> None:
+def reindex(
+    ctx: typer.Context, directory: DirectoryOption = None, index: IndexOption = None
+) -> None:
     """Rebuild the query index from the stored invoice files (unreadable ones are skipped)."""
-    settings = _existing_store(_override(ctx.obj, directory=directory))
+    settings = _existing_store(_override(ctx.obj, directory=directory, index=index))
     indexed, skipped = asyncio.run(_reindex(settings))
     typer.echo(f"indexed {indexed} invoice(s), skipped {skipped} unreadable")
 
@@ -321,6 +336,7 @@ def reindex(ctx: typer.Context, directory: DirectoryOption = None) -> None:
 def fsck(
     ctx: typer.Context,
     directory: DirectoryOption = None,
+    index: IndexOption = None,
     repair: Annotated[
         bool,
         typer.Option(
@@ -335,7 +351,7 @@ def fsck(
     Exits 0 when everything is sound (or was repaired), 1 when problems remain.
     Run it with the server stopped.
     """
-    settings = _existing_store(_override(ctx.obj, directory=directory))
+    settings = _existing_store(_override(ctx.obj, directory=directory, index=index))
     report = asyncio.run(_fsck(settings, repair))
     for problem in report.problems:
         typer.echo(str(problem))
@@ -484,6 +500,7 @@ def token_revoke(
 def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     from bindle_server.api.app import create_app, freeze_startup_objects, open_signing
     from bindle_server.api.auth import open_auth
+    from bindle_server.search.registry import check_index_url
 
     try:
         host, port = settings.host_and_port()
@@ -493,6 +510,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         # Fail here, with one readable line, rather than inside the server's start-up.
         open_signing(settings)
         auth = open_auth(settings)
+        check_index_url(settings.index)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
     tls = _tls_options(settings)
@@ -570,12 +588,12 @@ def _tls_options(settings: Settings) -> dict[str, str]:
 
 
 async def _reindex(settings: Settings) -> tuple[int, int]:
-    from bindle_server.search import SqliteIndex
+    from bindle_server.search.registry import open_index
     from bindle_server.service import rebuild_index
     from bindle_server.storage import open_stores
 
     stores = open_stores(settings.storage_url)
-    index = SqliteIndex(stores.index_location)
+    index = await open_index(settings.index, stores.index_location)
     try:
         return await rebuild_index(stores.invoices, index)
     finally:
@@ -584,11 +602,11 @@ async def _reindex(settings: Settings) -> tuple[int, int]:
 
 async def _fsck(settings: Settings, repair: bool) -> Report:
     from bindle_server.fsck import check
-    from bindle_server.search import SqliteIndex
+    from bindle_server.search.registry import open_index
     from bindle_server.storage import open_stores
 
     stores = open_stores(settings.storage_url)
-    index = SqliteIndex(stores.index_location)
+    index = await open_index(settings.index, stores.index_location)
     try:
         return await check(stores, index, repair=repair)
     finally:

@@ -9,8 +9,6 @@ invoice and indexing it is repaired at the next start (BindleService.recover).
 
 from __future__ import annotations
 
-import os
-import socket
 import sqlite3
 import threading
 import time
@@ -21,8 +19,9 @@ from typing import Protocol, TypeVar
 
 import anyio
 
-from bindle_server.model.version import Version
+from bindle_server.search.marks import process_identity, stale_marks
 from bindle_server.search.query import Query, QueryPage
+from bindle_server.search.sql import SQLITE, build_query, upsert_args, upsert_sql
 
 T = TypeVar("T")
 
@@ -199,14 +198,7 @@ class SqliteIndex:
             lambda db: db.execute("SELECT key, token, since, owner FROM pending").fetchall()
         )
         now = time.time()
-        stale: dict[str, list[str]] = {}
-        live: set[str] = set()
-        for key, token, since, owner in rows:
-            if _owner_gone(owner, now - since):
-                stale.setdefault(key, []).append(token)
-            else:
-                live.add(key)
-        return {key: tokens for key, tokens in sorted(stale.items()) if key not in live}
+        return stale_marks((key, token, now - since, owner) for key, token, since, owner in rows)
 
     async def query(self, query: Query) -> QueryPage:
         return await self._run(lambda db: _run_query(db, query))
@@ -232,76 +224,14 @@ class SqliteIndex:
         await self._run(lambda db: db.close())
 
 
-# A mark from another host cannot be checked for liveness; no write takes this long.
-_FOREIGN_MARK_STALE_AFTER = 600.0
-
-
-def process_identity() -> str:
-    """host:pid:start-time: a pid alone is reused after the process dies."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_time(pid)}"
-
-
-def _start_time(pid: int) -> str:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            # Field 22 (start time in clock ticks), counted after the parenthesised name.
-            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
-        return "?"
-
-
-def _owner_gone(owner: str, age: float) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text, _, started = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return age > _FOREIGN_MARK_STALE_AFTER
-    return _start_time(int(pid_text)) != started
-
-
 def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:
-    version = Version.parse(entry.version)
-    db.execute(
-        "INSERT INTO invoices (key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET "
-        "yanked = excluded.yanked, document = excluded.document",
-        (
-            entry.key,
-            f"{entry.name}/{entry.version}",
-            entry.name,
-            int(entry.yanked),
-            version.ordinal,
-            version.core_text,
-            int(bool(version.pre)),
-            version.build,
-            entry.document,
-        ),
-    )
+    db.execute(upsert_sql(SQLITE), upsert_args(entry))
 
 
 def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
-    clauses = [] if query.yanked else ["yanked = 0"]
-    args: list[str | int] = []
-    for term in query.terms:
-        clauses.append("instr(name, ?) > 0")
-        args.append(term)
-    if query.version_filter is not None:
-        condition, params = query.version_filter.sql()
-        clauses.append(condition)
-        args.extend(params)
-    if query.name_prefixes is not None:
-        # substr rather than LIKE: prefixes are literal, `_` and `%` included.
-        alternatives = ["substr(name, 1, ?) = ?"] * len(query.name_prefixes)
-        clauses.append(f"({' OR '.join(alternatives)})" if alternatives else "0")
-        for prefix in query.name_prefixes:
-            args.extend((len(prefix), prefix))
-    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-    total = db.execute(f"SELECT count(*) FROM invoices {where}", args).fetchone()[0]
+    statements = build_query(query, SQLITE)
+    total = int(db.execute(statements.count, statements.count_args).fetchone()[0])
     documents: list[str] = []
-    if query.limit and query.offset < total:
-        rows = db.execute(
-            f"SELECT document FROM invoices {where} ORDER BY bindle_id LIMIT ? OFFSET ?",
-            [*args, query.limit, query.offset],
-        )
-        documents = [row[0] for row in rows]
-    return QueryPage(total=int(total), documents=documents)
+    if statements.page is not None and query.offset < total:
+        documents = [row[0] for row in db.execute(statements.page, statements.page_args)]
+    return QueryPage(total=total, documents=documents)

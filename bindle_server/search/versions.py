@@ -75,11 +75,11 @@ class _ComparatorSet:
             return False
         return all(_OPS[op](version.key, bound.key) for op, bound in self.bounds)
 
-    def sql(self) -> tuple[str, list[str]]:
-        clauses = [f"vkey {_SQL_OPS[op]} ?" for op, _ in self.bounds]
+    def sql(self, placeholder: str) -> tuple[str, list[str]]:
+        clauses = [f"vkey {_SQL_OPS[op]} {placeholder}" for op, _ in self.bounds]
         params = [bound.ordinal for _, bound in self.bounds]
         cores = sorted(f"{major}.{minor}.{patch}" for major, minor, patch in self.pre_cores)
-        marks = ", ".join("?" * len(cores))
+        marks = ", ".join([placeholder] * len(cores))
         clauses.append(f"(vpre = 0 OR vcore IN ({marks}))" if cores else "vpre = 0")
         return "(" + " AND ".join(clauses) + ")", [*params, *cores]
 
@@ -97,17 +97,19 @@ class VersionFilter:
             return False
         return any(alternative.matches(version) for alternative in self.alternatives)
 
-    def sql(self) -> tuple[str, list[str]]:
+    def sql(self, placeholder: str = "?") -> tuple[str, list[str]]:
         """The filter as an SQL condition over an index's version columns.
 
         `vkey` holds Version.ordinal, `vcore` "MAJOR.MINOR.PATCH", `vpre` 1 for a
-        pre-release, `vbuild` the build metadata. Equivalent to `matches`.
+        pre-release, `vbuild` the build metadata. Equivalent to `matches` when `vkey`
+        compares in byte order (in PostgreSQL: COLLATE "C"). `placeholder` is the
+        driver's parameter mark: `?` for sqlite3, `%s` for psycopg.
         """
-        parts = [alternative.sql() for alternative in self.alternatives]
+        parts = [alternative.sql(placeholder) for alternative in self.alternatives]
         condition = "(" + " OR ".join(text for text, _ in parts) + ")"
         params = [param for _, alternative_params in parts for param in alternative_params]
         if self.exact_build is not None:
-            condition = f"({condition} AND vbuild = ?)"
+            condition = f"({condition} AND vbuild = {placeholder})"
             params.append(self.exact_build)
         return condition, params
 

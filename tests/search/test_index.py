@@ -1,15 +1,14 @@
-"""The SQLite index answers SemVer filters in SQL exactly as the filters' own `matches`."""
+"""Each index backend answers SemVer filters in SQL exactly as the filters' own `matches`."""
 
 from __future__ import annotations
 
 import itertools
 import json
 
-import anyio
 import pytest
 
 from bindle_server.model import Version
-from bindle_server.search import IndexEntry, Query, SqliteIndex, parse_version_filter
+from bindle_server.search import Index, IndexEntry, Query, parse_version_filter
 
 VERSIONS = [
     "0.0.1",
@@ -68,18 +67,14 @@ def test_version_ordinals_sort_in_precedence_order() -> None:
         assert (left.ordinal == right.ordinal) == (left == right), (left, right)
 
 
+@pytest.mark.anyio
 @pytest.mark.parametrize("filter_text", FILTERS)
-def test_index_filter_matches_the_python_filter(filter_text: str) -> None:
+async def test_index_filter_matches_the_python_filter(index: Index, filter_text: str) -> None:
     version_filter = parse_version_filter(filter_text)
     expected = sorted(v for v in VERSIONS if version_filter.matches(Version.parse(v)))
-
-    async def run() -> list[str]:
-        index = SqliteIndex(":memory:")
-        for version in VERSIONS:
-            document = json.dumps({"bindle": {"name": "app", "version": version}})
-            await index.put(IndexEntry(f"key-{version}", "app", version, False, document))
-        page = await index.query(Query(version_filter=version_filter, limit=255))
-        await index.close()
-        return sorted(json.loads(document)["bindle"]["version"] for document in page.documents)
-
-    assert anyio.run(run) == expected
+    for version in VERSIONS:
+        document = json.dumps({"bindle": {"name": "app", "version": version}})
+        await index.put(IndexEntry(f"key-{version}", "app", version, False, document))
+    page = await index.query(Query(version_filter=version_filter, limit=255))
+    found = sorted(json.loads(document)["bindle"]["version"] for document in page.documents)
+    assert found == expected

@@ -1,0 +1,97 @@
+"""The SQL both index backends share: the query builder and the upsert.
+
+The backends differ only in their parameter mark, their substring function and how
+ORDER BY gets byte order; `Dialect` holds those, everything else is written once here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bindle_server.model.version import Version
+from bindle_server.search.query import Query
+
+if TYPE_CHECKING:
+    from bindle_server.search.index import IndexEntry
+
+
+@dataclass(frozen=True)
+class Dialect:
+    placeholder: str
+    contains: str
+    """Condition that `name` contains the parameter."""
+    order_by: str
+    """Result order: NAME/VERSION in byte order."""
+
+
+SQLITE = Dialect("?", "instr(name, ?) > 0", "bindle_id")
+POSTGRES = Dialect("%s", "strpos(name, %s) > 0", 'bindle_id COLLATE "C"')
+
+
+@dataclass(frozen=True)
+class QuerySql:
+    """A query as two statements: its total count, and its page when one is wanted."""
+
+    count: str
+    count_args: list[str | int]
+    page: str | None
+    page_args: list[str | int]
+
+
+def build_query(query: Query, dialect: Dialect) -> QuerySql:
+    """The statements for `query` over the `invoices` table in `dialect`."""
+    mark = dialect.placeholder
+    clauses = [] if query.yanked else ["yanked = 0"]
+    args: list[str | int] = []
+    for term in query.terms:
+        clauses.append(dialect.contains)
+        args.append(term)
+    if query.version_filter is not None:
+        condition, params = query.version_filter.sql(mark)
+        clauses.append(condition)
+        args.extend(params)
+    if query.name_prefixes is not None:
+        # substr rather than LIKE: prefixes are literal, `_` and `%` included. The length
+        # is an int we computed, so it goes into the text, untyped for either driver.
+        alternatives = [f"substr(name, 1, {len(p)}) = {mark}" for p in query.name_prefixes]
+        clauses.append(f"({' OR '.join(alternatives)})" if alternatives else "1 = 0")
+        args.extend(query.name_prefixes)
+    where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+    page = None
+    if query.limit:
+        page = (
+            f"SELECT document FROM invoices {where} "
+            f"ORDER BY {dialect.order_by} LIMIT {mark} OFFSET {mark}"
+        )
+    return QuerySql(
+        count=f"SELECT count(*) FROM invoices {where}",
+        count_args=args,
+        page=page,
+        page_args=[*args, query.limit, query.offset],
+    )
+
+
+def upsert_sql(dialect: Dialect) -> str:
+    """Insert an entry, or update the yanked flag and document of its key."""
+    marks = ", ".join([dialect.placeholder] * 9)
+    return (
+        "INSERT INTO invoices (key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document) "
+        f"VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET "
+        "yanked = excluded.yanked, document = excluded.document"
+    )
+
+
+def upsert_args(entry: IndexEntry) -> tuple[str | int, ...]:
+    version = Version.parse(entry.version)
+    return (
+        entry.key,
+        f"{entry.name}/{entry.version}",
+        entry.name,
+        int(entry.yanked),
+        version.ordinal,
+        version.core_text,
+        int(bool(version.pre)),
+        version.build,
+        entry.document,
+    )
