@@ -223,6 +223,16 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _settings_from(ctx: typer.Context, base: Settings | None) -> Settings:
+    """`base` (or the environment) overridden by the command's options that are settings.
+
+    The options arrive both as parameters (declared for typer and --help) and in
+    `ctx.params`; reading the latter keeps one list of names, in Settings.
+    """
+    fields = Settings.model_fields
+    return _override(base, **{name: value for name, value in ctx.params.items() if name in fields})
+
+
 @app.callback(invoke_without_command=True)
 def main_command(
     ctx: typer.Context,
@@ -251,26 +261,7 @@ def main_command(
 ) -> None:
     """Serve the Bindle API (the default when no command is given)."""
     configure_logging(log_level)
-    ctx.obj = _override(
-        None,
-        address=address,
-        directory=directory,
-        index=index,
-        signing_keys=signing_keys,
-        keyring=keyring,
-        strategy=strategy,
-        require_signatures=require_signatures,
-        unauthenticated=unauthenticated,
-        htpasswd_file=htpasswd_file,
-        tokens_file=tokens_file,
-        auth_policy=auth_policy,
-        anonymous_read=anonymous_read,
-        oidc_issuer_url=oidc_issuer_url,
-        oidc_client_id=oidc_client_id,
-        oidc_device_url=oidc_device_url,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-    )
+    ctx.obj = _settings_from(ctx, None)
     if ctx.invoked_subcommand is None:
         _serve(ctx.obj, log_level, workers)
 
@@ -299,26 +290,7 @@ def serve(
     log_level: LogLevelOption = "info",
 ) -> None:
     """Serve the Bindle API under /v1 (same as running bindle-server with no command)."""
-    settings = _override(
-        ctx.obj,
-        address=address,
-        directory=directory,
-        index=index,
-        signing_keys=signing_keys,
-        keyring=keyring,
-        strategy=strategy,
-        require_signatures=require_signatures,
-        unauthenticated=unauthenticated,
-        htpasswd_file=htpasswd_file,
-        tokens_file=tokens_file,
-        auth_policy=auth_policy,
-        anonymous_read=anonymous_read,
-        oidc_issuer_url=oidc_issuer_url,
-        oidc_client_id=oidc_client_id,
-        oidc_device_url=oidc_device_url,
-        tls_cert=tls_cert,
-        tls_key=tls_key,
-    )
+    settings = _settings_from(ctx, ctx.obj)
     _serve(settings, log_level, workers)
 
 
