@@ -21,6 +21,7 @@ BindleError
 ├── PayloadTooLarge              a body, header block or invoice over the server's limits
 ├── BodyTimeout                  the client stopped sending the request body
 ├── InsufficientStorage          the disk is full
+├── StorageUnavailable           the object store cannot be reached or refuses the server
 ├── StoredInvoiceDamaged         a stored invoice file no longer parses (run fsck)
 ├── Unauthenticated              credentials missing where required, or not valid
 ├── AccessDenied                 authenticated, but the policy does not allow the verb here
@@ -171,6 +172,10 @@ class InsufficientStorage(BindleError):
 
     def __init__(self) -> None:
         super().__init__("insufficient storage: the server's disk is full")
+
+
+class StorageUnavailable(BindleError):
+    """The storage backend (an object store) cannot be reached or refuses the server (503)."""
 
 
 class Unauthenticated(BindleError):

@@ -12,11 +12,20 @@ from fastapi.testclient import TestClient
 
 from bindle_server.api.app import create_app
 from bindle_server.config import Settings
-from tests import postgres
+from tests import postgres, rgw
 from tests.servers import ServerProcess, start_server
 
 # Read at import: `_clean_environment` removes BINDLE_* variables before fixtures run.
 _POSTGRES_URL = os.environ.get(postgres.URL_VARIABLE)
+_S3_SERVER = rgw.from_environment()
+# CI sets this: there, a test engine that cannot start is a failure, not a skip.
+_REQUIRE_ENGINES = os.environ.get("BINDLE_TEST_REQUIRE_ENGINES") == "1"
+
+
+def _engine_unavailable(reason: str) -> None:
+    if _REQUIRE_ENGINES:
+        pytest.fail(f"BINDLE_TEST_REQUIRE_ENGINES=1 but {reason}")
+    pytest.skip(reason)
 
 
 @pytest.fixture(autouse=True)
@@ -82,7 +91,7 @@ def postgres_server() -> Iterator[str]:
         return
     reason = postgres.unavailable_reason()
     if reason is not None:
-        pytest.skip(reason)
+        _engine_unavailable(reason)
     with postgres.cluster() as cluster:
         yield cluster.url
 
@@ -92,3 +101,31 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
     """URL of an empty database of its own on the test PostgreSQL server."""
     with postgres.fresh_database(postgres_server) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[rgw.S3Server]:
+    """An S3 server: BINDLE_TEST_S3_ENDPOINT, or a throwaway Ceph RGW."""
+    if _S3_SERVER is not None:
+        yield _S3_SERVER
+        return
+    reason = rgw.unavailable_reason()
+    if reason is not None:
+        _engine_unavailable(reason)
+    with rgw.gateway() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_bucket(s3_server: rgw.S3Server, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """An empty bucket of the test's own; in-process code finds its credentials in AWS_*."""
+    for name, value in s3_server.environment.items():
+        monkeypatch.setenv(name, value)
+    with rgw.fresh_bucket(s3_server) as bucket:
+        yield bucket
+
+
+@pytest.fixture
+def s3_url(s3_server: rgw.S3Server, s3_bucket: str) -> str:
+    """Storage URL of an empty bucket (under a prefix, as deployments often use)."""
+    return s3_server.url(s3_bucket, "bindle")

@@ -1,4 +1,4 @@
-"""Dependencies point one way: model <- storage, search, auth <- service <- api, cli; the
+"""Dependencies point one way: model <- storage, search, auth <- backend, service <- api, cli; the
 client library sits on model and signing, and the `bindle` CLI only on the client."""
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ ALLOWED = {
     "signing": {"model"},
     "service": {"model", "storage", "search", "signing"},
     "fsck": {"model", "storage", "search", "service"},
+    "backend": {"storage", "search"},
     "config": set(),
     "auth": {"model"},
-    "api": {"model", "storage", "search", "signing", "service", "config", "auth"},
+    "api": {"model", "storage", "search", "signing", "service", "config", "auth", "backend"},
     "client": {"model", "signing"},
     "cli": {
         "model",
@@ -33,6 +34,7 @@ ALLOWED = {
         "auth",
         "fsck",
         "client",
+        "backend",
     },
 }
 # The `bindle` command goes only through the client library (plus keys and invoices).
@@ -45,6 +47,7 @@ FORBIDDEN_EXTERNAL = {
     "search": {"fastapi", "starlette", "uvicorn"},
     "signing": {"fastapi", "starlette", "uvicorn"},
     "service": {"fastapi", "starlette", "uvicorn"},
+    "backend": {"fastapi", "starlette", "uvicorn"},
     "auth": {"fastapi", "starlette", "uvicorn", "sqlite3"},
     "client": {"fastapi", "starlette", "uvicorn", "typer", "sqlite3"},
 }

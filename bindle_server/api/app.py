@@ -15,11 +15,11 @@ from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.routes import health, invoices, keys, login, query, relationships
+from bindle_server.backend import open_backend
 from bindle_server.config import Settings, configure_logging
-from bindle_server.search.registry import open_index, redact
+from bindle_server.search.registry import redact
 from bindle_server.service import BindleService
 from bindle_server.signing import HostSigning, open_host_signing
-from bindle_server.storage import open_stores
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +43,19 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing = open_signing(settings)
         auth = open_auth(settings)
-        stores = open_stores(settings.storage_url)
-        index = await open_index(settings.index, stores.index_location)
-        service = BindleService(stores, index, signing, max_parcels=settings.max_parcels)
-        await service.recover()
-        app.state.service = service
-        app.state.settings = settings
-        app.state.auth = auth
-        log.info("serving bindles from %s", stores.description)
-        log.info("query index: %s", redact(settings.index) if settings.index else "SQLite")
-        log.info("signing: %s", signing.describe())
-        log.info("authentication: %s", auth.describe())
-        try:
+        async with open_backend(settings.storage_url, settings.index) as backend:
+            service = BindleService(
+                backend.stores, backend.index, signing, max_parcels=settings.max_parcels
+            )
+            await service.recover()
+            app.state.service = service
+            app.state.settings = settings
+            app.state.auth = auth
+            log.info("serving bindles from %s", backend.stores.description)
+            log.info("query index: %s", redact(settings.index) if settings.index else "SQLite")
+            log.info("signing: %s", signing.describe())
+            log.info("authentication: %s", auth.describe())
             yield
-        finally:
-            await index.close()
 
     app = FastAPI(
         title="Bindle server",

@@ -26,6 +26,7 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
     errors.PayloadTooLarge: 413,
     errors.BodyTimeout: 408,
     errors.InsufficientStorage: 507,
+    errors.StorageUnavailable: 503,
     errors.StoredInvoiceDamaged: 500,
     errors.Unauthenticated: 401,
     errors.AccessDenied: 403,

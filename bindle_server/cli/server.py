@@ -560,29 +560,19 @@ def _tls_options(settings: Settings) -> dict[str, str]:
 
 
 async def _reindex(settings: Settings) -> tuple[int, int]:
-    from bindle_server.search.registry import open_index
+    from bindle_server.backend import open_backend
     from bindle_server.service import rebuild_index
-    from bindle_server.storage import open_stores
 
-    stores = open_stores(settings.storage_url)
-    index = await open_index(settings.index, stores.index_location)
-    try:
-        return await rebuild_index(stores.invoices, index)
-    finally:
-        await index.close()
+    async with open_backend(settings.storage_url, settings.index) as backend:
+        return await rebuild_index(backend.stores.invoices, backend.index)
 
 
 async def _fsck(settings: Settings, repair: bool) -> Report:
+    from bindle_server.backend import open_backend
     from bindle_server.fsck import check
-    from bindle_server.search.registry import open_index
-    from bindle_server.storage import open_stores
 
-    stores = open_stores(settings.storage_url)
-    index = await open_index(settings.index, stores.index_location)
-    try:
-        return await check(stores, index, repair=repair)
-    finally:
-        await index.close()
+    async with open_backend(settings.storage_url, settings.index) as backend:
+        return await check(backend.stores, backend.index, repair=repair)
 
 
 def main() -> None:

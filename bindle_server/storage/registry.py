@@ -1,12 +1,17 @@
-"""Choose a storage backend by URL scheme: `file://PATH` (the default) or `memory://`."""
+"""Choose a storage backend by URL: `file://PATH` (the default), `s3://BUCKET/PREFIX`, `memory://`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from bindle_server.storage.base import InvoiceStore, ParcelStore
+
+
+async def _nothing() -> None:
+    return None
 
 
 @dataclass
@@ -18,6 +23,11 @@ class Stores:
     # Path of the embedded SQLite index, or ":memory:" for backends with no directory.
     index_location: str
     description: str
+    # Checks and clean-up a backend runs once the event loop is up, and its release.
+    start: Callable[[], Awaitable[None]] = field(default=_nothing)
+    close: Callable[[], Awaitable[None]] = field(default=_nothing)
+    # Whether several server processes may share this backend (with a shared index).
+    shared: bool = False
 
 
 def open_stores(url: str) -> Stores:
@@ -37,4 +47,26 @@ def open_stores(url: str) -> Stores:
 
         memory = MemoryStores()
         return Stores(memory.parcels, memory.invoices, ":memory:", "memory://")
-    raise ValueError(f"unsupported storage URL {url!r}: use file://PATH or memory://")
+    if parts.scheme == "s3":
+        try:
+            from bindle_server.storage.s3 import S3Location, S3Stores
+        except ImportError:
+            raise ValueError(
+                "s3:// storage needs aiobotocore: pip install 'bindle-server[s3]'"
+            ) from None
+        location = S3Location.from_url(url)
+        s3 = S3Stores(location)
+        return Stores(
+            s3.parcels,
+            s3.invoices,
+            # No local directory to keep an index in: an embedded index lives in memory and
+            # is rebuilt from the bucket at start-up; several nodes need --index postgresql.
+            ":memory:",
+            location.describe(),
+            start=s3.start,
+            close=s3.close,
+            shared=True,
+        )
+    raise ValueError(
+        f"unsupported storage URL {url!r}: use file://PATH, s3://BUCKET/PREFIX or memory://"
+    )
