@@ -30,7 +30,8 @@ class Settings(BaseSettings):
     )
     storage: str | None = Field(
         default=None,
-        description="storage URL (file://PATH or memory://); overrides `directory` when set",
+        description="storage URL: file://PATH, s3://BUCKET/PREFIX?endpoint=URL&region=NAME "
+        "(needs the `s3` extra) or memory://; overrides `directory` for invoices and parcels",
     )
     index: str | None = Field(
         default=None,

@@ -1,4 +1,5 @@
-"""A throwaway PostgreSQL cluster for tests: initdb in a temp dir, loopback only, trust auth.
+"""A throwaway PostgreSQL cluster for tests (`scripts/postgres`: initdb in a temp dir,
+loopback only, trust auth, a linguistic default collation); and fresh databases on it.
 
 Run as root (CI): the cluster belongs to the `postgres` user. `python -m tests.postgres`
 starts one, prints its URL and stops it on Enter or Ctrl-C.
@@ -9,26 +10,20 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.servers import free_port
-
 BIN = Path("/usr/lib/postgresql/15/bin")
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "postgres"
 START_TIMEOUT = 30
-STOP_TIMEOUT = 15.0
+STOP_TIMEOUT = 15
 URL_VARIABLE = "BINDLE_TEST_POSTGRES_URL"
-# A linguistic default collation (ICU "en": "B" sorts after "a"), so that a column or
-# ORDER BY missing its COLLATE "C" shows up as a wrong order in the tests.
-LOCALE = ["--locale=C.UTF-8", "--locale-provider=icu", "--icu-locale=en"]
 
 
 def unavailable_reason() -> str | None:
@@ -52,75 +47,31 @@ class Cluster:
 
 @contextmanager
 def cluster() -> Iterator[Cluster]:
-    """Start a cluster and stop it (by its postmaster's PID) afterwards."""
-    user = pwd.getpwnam("postgres")
+    """Start a cluster with `scripts/postgres`; stop it (by its postmaster's PID) afterwards."""
     root = Path(tempfile.mkdtemp(prefix="bindle-postgres-"))
-    pid: int | None = None
+    root.chmod(0o711)  # the `postgres` user must reach the cluster directory inside
+    directory = root / "cluster"
     try:
-        os.chown(root, user.pw_uid, user.pw_gid)
-        data, log = root / "data", root / "postgres.log"
-        _run_as_postgres(
-            [BIN / "initdb", "-D", data, "-U", "postgres", "-A", "trust", "-E", "UTF8", *LOCALE],
-            root,
+        result = subprocess.run(
+            ["bash", str(SCRIPT), "start", str(directory)],
+            capture_output=True,
+            text=True,
+            timeout=START_TIMEOUT + 15,
+            check=False,
         )
-        port = free_port()
-        options = (
-            f"-p {port} -k {root} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-        )
-        # -w -t: pg_ctl waits until the server accepts connections, within the deadline.
-        wait = ["-w", "-t", str(START_TIMEOUT)]
-        _run_as_postgres(
-            [BIN / "pg_ctl", "start", "-D", data, "-l", log, "-o", options, *wait], root
-        )
-        pid = int((data / "postmaster.pid").read_text().split()[0])
-        yield Cluster(f"postgresql://postgres@127.0.0.1:{port}/postgres", pid)
+        if result.returncode != 0:
+            raise RuntimeError(f"scripts/postgres start failed: {result.stderr[-3000:]}")
+        url = result.stdout.strip().partition("=")[2]
+        pid = int((directory / "data" / "postmaster.pid").read_text().split()[0])
+        yield Cluster(url, pid)
     finally:
-        pid_file = root / "data" / "postmaster.pid"
-        if pid is None and pid_file.exists():  # started, but not ready in time
-            pid = int(pid_file.read_text().split()[0])
-        if pid is not None:
-            _stop(pid)
+        subprocess.run(
+            ["bash", str(SCRIPT), "stop", str(directory)],
+            capture_output=True,
+            timeout=STOP_TIMEOUT + 15,
+            check=False,
+        )
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _run_as_postgres(command: list[str | Path], cwd: Path) -> None:
-    result = subprocess.run(
-        command,
-        user="postgres",
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=START_TIMEOUT + 5,
-        check=False,
-    )
-    if result.returncode != 0:
-        log = cwd / "postgres.log"
-        detail = log.read_text(errors="replace") if log.exists() else ""
-        raise RuntimeError(f"{command[0]} failed: {result.stderr}{result.stdout}{detail}")
-
-
-def _stop(pid: int) -> None:
-    """Fast shutdown, then SIGKILL if it has not exited in time."""
-    for sig in (signal.SIGINT, signal.SIGKILL):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while time.monotonic() < deadline:
-            if not _running(pid):
-                return
-            time.sleep(0.05)
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie (the postmaster's parent is init, which may reap late)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def with_database(url: str, name: str) -> str:

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
     from bindle_server.fsck import Report
 
 app = typer.Typer(
-    help="A self-hosted Bindle server (Bindle v1 protocol) on local disk.",
+    help="A self-hosted Bindle server (Bindle v1 protocol): on local disk by default, or on "
+    "an S3-compatible bucket with a PostgreSQL index for several nodes.",
     no_args_is_help=False,
     add_completion=False,
     rich_markup_mode=None,
@@ -54,6 +55,16 @@ DirectoryOption = Annotated[
         "-d",
         help="Data directory for invoices, parcels and the index "
         "[env: BINDLE_DIRECTORY] [default: ./storage]",
+        show_default=False,
+    ),
+]
+StorageOption = Annotated[
+    str | None,
+    typer.Option(
+        "--storage",
+        help="Storage URL: s3://BUCKET/PREFIX?endpoint=URL&region=NAME keeps invoices and "
+        "parcels in an S3-compatible bucket (credentials from the AWS_* variables; pip "
+        "install 'bindle-server[s3]') [env: BINDLE_STORAGE] [default: file://DIRECTORY]",
         show_default=False,
     ),
 ]
@@ -238,6 +249,7 @@ def main_command(
     ctx: typer.Context,
     address: AddressOption = None,
     directory: DirectoryOption = None,
+    storage: StorageOption = None,
     index: IndexOption = None,
     signing_keys: SigningKeysOption = None,
     keyring: KeyringOption = None,
@@ -271,6 +283,7 @@ def serve(
     ctx: typer.Context,
     address: AddressOption = None,
     directory: DirectoryOption = None,
+    storage: StorageOption = None,
     index: IndexOption = None,
     signing_keys: SigningKeysOption = None,
     keyring: KeyringOption = None,
@@ -296,10 +309,13 @@ def serve(
 
 @app.command()
 def reindex(
-    ctx: typer.Context, directory: DirectoryOption = None, index: IndexOption = None
+    ctx: typer.Context,
+    directory: DirectoryOption = None,
+    storage: StorageOption = None,
+    index: IndexOption = None,
 ) -> None:
-    """Rebuild the query index from the stored invoice files (unreadable ones are skipped)."""
-    settings = _existing_store(_override(ctx.obj, directory=directory, index=index))
+    """Rebuild the query index from the stored invoices (unreadable ones are skipped)."""
+    settings = _existing_store(_settings_from(ctx, ctx.obj))
     indexed, skipped = asyncio.run(_reindex(settings))
     typer.echo(f"indexed {indexed} invoice(s), skipped {skipped} unreadable")
 
@@ -308,6 +324,7 @@ def reindex(
 def fsck(
     ctx: typer.Context,
     directory: DirectoryOption = None,
+    storage: StorageOption = None,
     index: IndexOption = None,
     repair: Annotated[
         bool,
@@ -323,7 +340,7 @@ def fsck(
     Exits 0 when everything is sound (or was repaired), 1 when problems remain.
     Run it with the server stopped.
     """
-    settings = _existing_store(_override(ctx.obj, directory=directory, index=index))
+    settings = _existing_store(_settings_from(ctx, ctx.obj))
     report = asyncio.run(_fsck(settings, repair))
     for problem in report.problems:
         typer.echo(str(problem))
@@ -485,6 +502,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         check_index_url(settings.index)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
+    _check_backend(settings)
     tls = _tls_options(settings)
     log = logging.getLogger("bindle_server")
     if auth.enabled:
@@ -557,6 +575,26 @@ def _tls_options(settings: Settings) -> dict[str, str]:
         if not path.is_file():
             raise typer.BadParameter(f"TLS file {path} does not exist")
     return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
+def _check_backend(settings: Settings) -> None:
+    """Open the stores and the index once before serving: an unreachable bucket or
+    database, or a missing extra, is one readable line here, not a start-up traceback."""
+    from bindle_server.backend import open_backend
+
+    async def probe() -> None:
+        async with open_backend(settings.storage_url, settings.index):
+            pass
+
+    try:
+        asyncio.run(probe())
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--storage/--index") from None
+    except Exception as exc:  # the database driver's own connection errors
+        raise typer.BadParameter(
+            f"cannot open the backend: {type(exc).__name__}: {exc}".strip(),
+            param_hint="--storage/--index",
+        ) from None
 
 
 async def _reindex(settings: Settings) -> tuple[int, int]:
