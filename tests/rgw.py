@@ -22,6 +22,7 @@ from typing import Any
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "ceph-rgw"
 ENDPOINT_VARIABLE = "BINDLE_TEST_S3_ENDPOINT"
 START_TIMEOUT = 120
+START_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,22 @@ def gateway() -> Iterator[S3Server]:
     """Start a single-host Ceph cluster with RGW; stop every process of it afterwards."""
     root = Path(tempfile.mkdtemp(prefix="bindle-rgw-")) / "cluster"
     try:
-        result = subprocess.run(
-            ["bash", str(SCRIPT), "start", str(root)],
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"scripts/ceph-rgw start failed: {result.stderr[-3000:]}")
+        failures = []
+        # A second try: a free port probed for the mon can be taken by another process
+        # before the mon binds it (seen when several test runs start clusters at once).
+        for _ in range(START_ATTEMPTS):
+            result = subprocess.run(
+                ["bash", str(SCRIPT), "start", str(root)],
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT,
+                check=False,
+            )
+            if result.returncode == 0:
+                break
+            failures.append(result.stderr[-3000:])
+        else:
+            raise RuntimeError(f"scripts/ceph-rgw start failed: {failures}")
         settings = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
         yield S3Server(
             settings["AWS_ENDPOINT_URL"],
