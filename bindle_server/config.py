@@ -112,6 +112,12 @@ class Settings(BaseSettings):
         description="OIDC device authorization endpoint that `GET /v1/login` starts the "
         "device flow at",
     )
+    maintenance_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description="seconds between a node's clean-up rounds: settling index entries of "
+        "writes whose writer died, and aborting parcel uploads abandoned in a bucket",
+    )
     tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
     tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")
 

@@ -97,6 +97,14 @@ class BindleService:
         if self._index.is_new:
             indexed, _ = await self.reindex()
             return indexed
+        return await self.settle_interrupted()
+
+    async def settle_interrupted(self) -> int:
+        """Settle the index entries of writes whose writer died (on any node); how many.
+
+        Run at start-up and then periodically: on a shared index, a node that was killed
+        between storing an invoice and indexing it is settled by the nodes that live on.
+        """
         marks = await self._index.stale_marks()
         for key, tokens in marks.items():
             document = await self._invoices.read(key)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -36,6 +38,19 @@ def open_signing(settings: Settings) -> HostSigning:
     )
 
 
+async def _maintain(
+    service: BindleService, maintain_stores: Callable[[], Awaitable[None]], interval: float
+) -> None:
+    """Clean up after writers that died, every `interval` seconds, for as long as we serve."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await service.settle_interrupted()
+            await maintain_stores()
+        except Exception:  # a failed round is retried at the next; serving goes on
+            log.exception("maintenance round failed")
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the application; stores and index open in its lifespan, not at import."""
 
@@ -55,7 +70,15 @@ def create_app(settings: Settings) -> FastAPI:
             log.info("query index: %s", redact(settings.index) if settings.index else "SQLite")
             log.info("signing: %s", signing.describe())
             log.info("authentication: %s", auth.describe())
-            yield
+            maintenance = asyncio.create_task(
+                _maintain(service, backend.stores.maintain, settings.maintenance_interval)
+            )
+            try:
+                yield
+            finally:
+                maintenance.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await maintenance
 
     app = FastAPI(
         title="Bindle server",

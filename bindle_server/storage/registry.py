@@ -26,6 +26,8 @@ class Stores:
     # Checks and clean-up a backend runs once the event loop is up, and its release.
     start: Callable[[], Awaitable[None]] = field(default=_nothing)
     close: Callable[[], Awaitable[None]] = field(default=_nothing)
+    # Periodic clean-up while serving (aborting uploads of nodes that died).
+    maintain: Callable[[], Awaitable[None]] = field(default=_nothing)
     # Whether several server processes may share this backend (with a shared index).
     shared: bool = False
 
@@ -65,6 +67,7 @@ def open_stores(url: str) -> Stores:
             location.describe(),
             start=s3.start,
             close=s3.close,
+            maintain=s3.maintain,
             shared=True,
         )
     raise ValueError(

@@ -25,8 +25,9 @@ How the disk backend's guarantees carry over to a bucket shared by many server n
 - A yank is one unconditional PUT of the whole new document: readers see the old or the
   new invoice, never a mix.
 - Uploads abandoned by a node that died are aborted by `sweep_abandoned_uploads`, which
-  runs when a node starts and in `bindle-server fsck`; only uploads older than a grace
-  period are touched, since other nodes may still be writing theirs.
+  runs when a node starts (so also in `bindle-server fsck`) and periodically while it
+  serves; only uploads older than a grace period are touched, since other nodes may
+  still be writing theirs.
 """
 
 from __future__ import annotations
@@ -555,6 +556,9 @@ class S3Stores:
 
     async def start(self) -> None:
         await self.bucket.check()
+        await self.parcels.sweep_abandoned_uploads()
+
+    async def maintain(self) -> None:
         await self.parcels.sweep_abandoned_uploads()
 
     async def close(self) -> None:
