@@ -718,7 +718,9 @@ async def _reindex(settings: Settings) -> tuple[int, int]:
     from bindle_server.service import rebuild_index
 
     async with open_backend(settings.storage_url, settings.index) as backend:
-        return await rebuild_index(backend.stores.invoices, backend.index)
+        counts = await rebuild_index(backend.stores.invoices, backend.index)
+        await backend.refill_parcels()
+        return counts
 
 
 async def _fsck(settings: Settings, repair: bool) -> Report:
@@ -783,6 +785,7 @@ async def _migrate_storage(
                 indexed, skipped = await rebuild_index(
                     destination.stores.invoices, destination.index
                 )
+                await destination.refill_parcels()
                 typer.echo(
                     f"rebuilt the destination's index: {indexed} invoice(s), {skipped} skipped"
                 )

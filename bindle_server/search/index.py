@@ -25,7 +25,7 @@ from bindle_server.search.sql import SQLITE, build_query, upsert_args, upsert_sq
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invoices (
     key       TEXT PRIMARY KEY,
@@ -48,7 +48,15 @@ CREATE TABLE IF NOT EXISTS pending (
     since REAL NOT NULL,
     owner TEXT NOT NULL     -- host:pid:start-time of the process doing the write
 );
+-- Which parcels a remote store holds, so that `missing` is one query, not a request per
+-- parcel (see backend.IndexedParcels). Unused on local disk, where a stat is cheaper.
+CREATE TABLE IF NOT EXISTS parcels (
+    sha256 TEXT PRIMARY KEY,
+    size   INTEGER NOT NULL
+);
 """
+# Digests per statement when looking up many parcels (SQLite's variable limit is higher).
+_PARCEL_BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -67,6 +75,9 @@ class Index(Protocol):
 
     is_new: bool
     """True when the index was created empty by this process (so it must be rebuilt)."""
+
+    parcels_unknown: bool
+    """True when this process created the parcel table (so it must be filled from the store)."""
 
     async def begin(self, key: str) -> str:
         """Durably mark `key` as being written; return a token for `put` or `end`."""
@@ -111,6 +122,18 @@ class Index(Protocol):
         """Every indexed invoice's key and whether the index has it as yanked."""
         ...
 
+    async def parcel_sizes(self, digests: Sequence[str]) -> dict[str, int]:
+        """The recorded size of each of `digests` that is recorded as stored."""
+        ...
+
+    async def add_parcels(self, sizes: Sequence[tuple[str, int]]) -> None:
+        """Record parcels as stored, with their sizes (recording one twice changes nothing)."""
+        ...
+
+    async def remove_parcel(self, sha256: str) -> None:
+        """Record a parcel as no longer stored (quarantined)."""
+        ...
+
     async def close(self) -> None:
         """Close the index."""
         ...
@@ -142,6 +165,8 @@ class SqliteIndex:
             if self.is_new:
                 self._db.execute("DROP TABLE IF EXISTS invoices")
                 self._db.execute("DROP TABLE IF EXISTS pending")
+                self._db.execute("DROP TABLE IF EXISTS parcels")
+            self.parcels_unknown = self.is_new
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -219,6 +244,37 @@ class SqliteIndex:
     async def yanked_by_key(self) -> dict[str, bool]:
         rows = await self._run(lambda db: db.execute("SELECT key, yanked FROM invoices").fetchall())
         return {key: bool(yanked) for key, yanked in rows}
+
+    async def parcel_sizes(self, digests: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(digests))
+
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            sizes: dict[str, int] = {}
+            for start in range(0, len(wanted), _PARCEL_BATCH):
+                batch = wanted[start : start + _PARCEL_BATCH]
+                marks = ",".join("?" * len(batch))
+                rows = db.execute(
+                    f"SELECT sha256, size FROM parcels WHERE sha256 IN ({marks})", batch
+                )
+                sizes.update((sha256, int(size)) for sha256, size in rows)
+            return sizes
+
+        return await self._run(work)
+
+    async def add_parcels(self, sizes: Sequence[tuple[str, int]]) -> None:
+        def work(db: sqlite3.Connection) -> None:
+            with db:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(
+                    "INSERT INTO parcels (sha256, size) VALUES (?, ?) "
+                    "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size",
+                    sizes,
+                )
+
+        await self._run(work)
+
+    async def remove_parcel(self, sha256: str) -> None:
+        await self._run(lambda db: db.execute("DELETE FROM parcels WHERE sha256 = ?", (sha256,)))
 
     async def close(self) -> None:
         await self._run(lambda db: db.close())

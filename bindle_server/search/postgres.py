@@ -51,6 +51,13 @@ MIGRATIONS: tuple[str, ...] = (
         owner TEXT NOT NULL
     );
     """,
+    # 2: which parcels the (remote) store holds: `missing` is one query (backend.py).
+    """
+    CREATE TABLE parcels (
+        sha256 TEXT COLLATE "C" PRIMARY KEY,
+        size   BIGINT NOT NULL
+    );
+    """,
 )
 
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -64,12 +71,15 @@ class PostgresIndex:
         self._slots = anyio.Semaphore(pool_size)
         self._idle: list[Connection] = []
         self.is_new = False
+        self.parcels_unknown = False
 
     @classmethod
     async def open(cls, conninfo: str, pool_size: int = 8) -> PostgresIndex:
         """Connect and bring the schema up to date; `is_new` when this call created it."""
         index = cls(conninfo, pool_size)
-        index.is_new = 1 in await index.migrate()
+        applied = await index.migrate()
+        index.is_new = 1 in applied
+        index.parcels_unknown = 2 in applied
         return index
 
     async def migrate(self) -> list[int]:
@@ -172,6 +182,31 @@ class PostgresIndex:
             cursor = await db.execute("SELECT key, yanked FROM invoices")
             rows = await cursor.fetchall()
         return {key: bool(yanked) for key, yanked in rows}
+
+    async def parcel_sizes(self, digests: Sequence[str]) -> dict[str, int]:
+        wanted = list(dict.fromkeys(digests))
+        if not wanted:
+            return {}
+        async with self._connection() as db:
+            cursor = await db.execute(
+                "SELECT sha256, size FROM parcels WHERE sha256 = ANY(%s)", (wanted,)
+            )
+            rows = await cursor.fetchall()
+        return {sha256: int(size) for sha256, size in rows}
+
+    async def add_parcels(self, sizes: Sequence[tuple[str, int]]) -> None:
+        if not sizes:
+            return
+        async with self._connection() as db, db.transaction(), db.cursor() as cursor:
+            await cursor.executemany(
+                "INSERT INTO parcels (sha256, size) VALUES (%s, %s) "
+                "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size",
+                list(sizes),
+            )
+
+    async def remove_parcel(self, sha256: str) -> None:
+        async with self._connection() as db:
+            await db.execute("DELETE FROM parcels WHERE sha256 = %s", (sha256,))
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -30,6 +30,9 @@ class Stores:
     maintain: Callable[[], Awaitable[None]] = field(default=_nothing)
     # Whether several server processes may share this backend (with a shared index).
     shared: bool = False
+    # Set where asking the store about each parcel costs a request (an object store):
+    # every stored parcel with its size, for keeping those facts in the index instead.
+    parcel_listing: Callable[[], AsyncIterator[tuple[str, int]]] | None = None
 
 
 def open_stores(url: str) -> Stores:
@@ -69,6 +72,7 @@ def open_stores(url: str) -> Stores:
             close=s3.close,
             maintain=s3.maintain,
             shared=True,
+            parcel_listing=s3.parcels.listing,
         )
     raise ValueError(
         f"unsupported storage URL {url!r}: use file://PATH, s3://BUCKET/PREFIX or memory://"

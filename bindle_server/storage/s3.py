@@ -349,12 +349,17 @@ class S3ParcelStore:
             body.close()
 
     async def digests(self) -> AsyncIterator[str]:
+        async for sha256, _ in self.listing():
+            yield sha256
+
+    async def listing(self) -> AsyncIterator[tuple[str, int]]:
+        """Every stored parcel's digest and size, a thousand per request."""
         prefix = self._bucket.key("parcels", "")
         async for page in self._bucket.paginate("list_objects_v2", Prefix=prefix):
             for item in page.get("Contents", []):
                 name, _, rest = item["Key"][len(prefix) :].partition("/")
                 if rest == "parcel.dat" and is_sha256(name):
-                    yield name
+                    yield name, int(item["Size"])
 
     async def quarantine(self, sha256: str) -> None:
         # Kept, not deleted, so an operator can look at what went wrong.

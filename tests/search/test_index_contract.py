@@ -150,3 +150,41 @@ def _postgres_module() -> object | None:
     except ImportError:
         return None
     return postgres
+
+
+SHA_A, SHA_B, SHA_C = ("a" * 64, "b" * 64, "c" * 64)
+
+
+async def test_parcel_facts_are_recorded_looked_up_and_removed(index: Index) -> None:
+    assert await index.parcel_sizes([SHA_A, SHA_B]) == {}
+    await index.add_parcels([(SHA_A, 10), (SHA_B, 0)])
+    await index.add_parcels([(SHA_A, 10)])  # recording twice changes nothing
+    assert await index.parcel_sizes([SHA_A, SHA_B, SHA_C, SHA_A]) == {SHA_A: 10, SHA_B: 0}
+    await index.remove_parcel(SHA_A)
+    assert await index.parcel_sizes([SHA_A, SHA_B]) == {SHA_B: 0}
+    await index.clear()  # a rebuild of the invoice entries keeps the parcel facts
+    assert await index.parcel_sizes([SHA_B]) == {SHA_B: 0}
+
+
+async def test_many_parcels_are_looked_up_at_once(index: Index) -> None:
+    digests = [f"{n:064x}" for n in range(2_345)]
+    await index.add_parcels([(sha, n) for n, sha in enumerate(digests) if n % 3])
+    found = await index.parcel_sizes(digests)
+    assert found == {sha: n for n, sha in enumerate(digests) if n % 3}
+
+
+async def test_parcel_facts_are_unknown_only_in_a_new_index(
+    index_location: tuple[str | None, str],
+) -> None:
+    first = await open_index(*index_location)
+    try:
+        assert first.parcels_unknown
+        await first.add_parcels([(SHA_A, 1)])
+    finally:
+        await first.close()
+    again = await open_index(*index_location)
+    try:
+        assert not again.parcels_unknown
+        assert await again.parcel_sizes([SHA_A]) == {SHA_A: 1}
+    finally:
+        await again.close()
