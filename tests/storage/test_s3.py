@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -169,3 +172,27 @@ def test_url_options_and_defaults() -> None:
         "path",
     )
     assert S3Location.from_url("s3://b").prefix == ""
+
+
+def test_a_missing_aiobotocore_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delitem(sys.modules, "bindle_server.storage.s3")
+    monkeypatch.setitem(sys.modules, "aiobotocore.session", None)  # `import` now fails
+    with pytest.raises(ValueError, match=r"pip install 'bindle-server\[s3\]'"):
+        open_stores("s3://bucket/prefix")
+
+
+def test_serve_refuses_an_s3_url_without_the_extra_in_one_line(tmp_path: Path) -> None:
+    blocked = (
+        "import sys; sys.modules['aiobotocore.session'] = None; "
+        "from bindle_server.cli.server import main; main()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", blocked, "--directory", str(tmp_path), "--storage", "s3://b"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "pip install 'bindle-server[s3]'" in result.stderr
+    assert "Traceback" not in result.stderr
