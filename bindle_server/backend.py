@@ -137,5 +137,6 @@ class IndexedParcels:
         if batch:
             await self._index.add_parcels(batch)
             count += len(batch)
+        await self._index.mark_filled("parcels")
         log.info("recorded %d stored parcel(s) in the index", count)
         return count

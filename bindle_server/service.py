@@ -310,6 +310,7 @@ async def rebuild_index(invoices: InvoiceStore, index: Index) -> tuple[int, int]
             continue
         await index.put(index_entry(key, invoice))
         indexed += 1
+    await index.mark_filled("invoices")
     log.info("reindexed %d invoice(s), skipped %d", indexed, skipped)
     return indexed, skipped
 

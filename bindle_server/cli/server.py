@@ -564,11 +564,11 @@ def migrate_storage(
     from bindle_server.storage import open_stores
 
     for url, hint in ((source, "--from"), (target, "--to")):
-        if _local_path(url) is None:  # a local directory is created or checked below
-            try:
+        try:
+            if _local_path(url) is None:  # a local directory is created or checked below
                 open_stores(url)  # parses the URL and finds the extra; no I/O yet
-            except ValueError as exc:
-                raise typer.BadParameter(str(exc), param_hint=hint) from None
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
     source_path = _local_path(source)
     if source_path is not None and not (source_path / "invoices").is_dir():
         raise typer.BadParameter(
@@ -592,6 +592,9 @@ def _local_path(url: str) -> Path | None:
 
     parts = urlsplit(url)
     if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            # file://./storage would otherwise mean /storage on a host named ".".
+            raise ValueError(f"{url!r}: write file:///absolute/path, or just the path")
         return Path(unquote(parts.path))
     return Path(url) if not parts.scheme else None
 

@@ -25,7 +25,7 @@ from bindle_server.search.sql import SQLITE, build_query, upsert_args, upsert_sq
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS invoices (
     key       TEXT PRIMARY KEY,
@@ -54,6 +54,11 @@ CREATE TABLE IF NOT EXISTS parcels (
     sha256 TEXT PRIMARY KEY,
     size   INTEGER NOT NULL
 );
+-- Which parts ("invoices", "parcels") were filled from the store by a rebuild that ran to
+-- its end: an index missing one is rebuilt at start-up, even after a crash mid-rebuild.
+CREATE TABLE IF NOT EXISTS filled (
+    part TEXT PRIMARY KEY
+);
 """
 # Digests per statement when looking up many parcels (SQLite's variable limit is higher).
 _PARCEL_BATCH = 500
@@ -74,10 +79,10 @@ class Index(Protocol):
     """Query index over invoices, with crash-recovery marks for writes in flight."""
 
     is_new: bool
-    """True when the index was created empty by this process (so it must be rebuilt)."""
+    """True when, at open, no rebuild had filled the invoice entries from the store yet."""
 
     parcels_unknown: bool
-    """True when this process created the parcel table (so it must be filled from the store)."""
+    """True when, at open, no refill had recorded the store's parcels yet."""
 
     async def begin(self, key: str) -> str:
         """Durably mark `key` as being written; return a token for `put` or `end`."""
@@ -111,7 +116,11 @@ class Index(Protocol):
         ...
 
     async def clear(self) -> None:
-        """Remove every entry and mark (before a rebuild)."""
+        """Remove every invoice entry and mark (before a rebuild), and the "invoices" fill."""
+        ...
+
+    async def mark_filled(self, part: str) -> None:
+        """Record that a rebuild filled `part` ("invoices" or "parcels") from the store."""
         ...
 
     async def count(self) -> int:
@@ -161,15 +170,17 @@ class SqliteIndex:
             found_version = self._db.execute("PRAGMA user_version").fetchone()[0]
             # A new index over an existing store must be filled before it answers
             # queries; an index of another schema is derived data: dropped and rebuilt.
-            self.is_new = found_version != SCHEMA_VERSION
-            if self.is_new:
+            if found_version != SCHEMA_VERSION:
                 self._db.execute("DROP TABLE IF EXISTS invoices")
                 self._db.execute("DROP TABLE IF EXISTS pending")
                 self._db.execute("DROP TABLE IF EXISTS parcels")
-            self.parcels_unknown = self.is_new
+                self._db.execute("DROP TABLE IF EXISTS filled")
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            filled = {row[0] for row in self._db.execute("SELECT part FROM filled")}
+            self.is_new = "invoices" not in filled
+            self.parcels_unknown = "parcels" not in filled
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self._db.execute("COMMIT")
         except BaseException:
@@ -234,8 +245,16 @@ class SqliteIndex:
                 db.execute("BEGIN IMMEDIATE")
                 db.execute("DELETE FROM invoices")
                 db.execute("DELETE FROM pending")
+                db.execute("DELETE FROM filled WHERE part = 'invoices'")
 
         await self._run(work)
+
+    async def mark_filled(self, part: str) -> None:
+        await self._run(
+            lambda db: db.execute(
+                "INSERT INTO filled (part) VALUES (?) ON CONFLICT (part) DO NOTHING", (part,)
+            )
+        )
 
     async def count(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM invoices").fetchone())

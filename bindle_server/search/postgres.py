@@ -58,6 +58,12 @@ MIGRATIONS: tuple[str, ...] = (
         size   BIGINT NOT NULL
     );
     """,
+    # 3: which parts a rebuild filled to its end (see index.py): rebuilt at start otherwise.
+    """
+    CREATE TABLE filled (
+        part TEXT PRIMARY KEY
+    );
+    """,
 )
 
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -75,11 +81,14 @@ class PostgresIndex:
 
     @classmethod
     async def open(cls, conninfo: str, pool_size: int = 8) -> PostgresIndex:
-        """Connect and bring the schema up to date; `is_new` when this call created it."""
+        """Connect, bring the schema up to date and read which parts are filled."""
         index = cls(conninfo, pool_size)
-        applied = await index.migrate()
-        index.is_new = 1 in applied
-        index.parcels_unknown = 2 in applied
+        await index.migrate()
+        async with index._connection() as db:
+            cursor = await db.execute("SELECT part FROM filled")
+            filled = {part for (part,) in await cursor.fetchall()}
+        index.is_new = "invoices" not in filled
+        index.parcels_unknown = "parcels" not in filled
         return index
 
     async def migrate(self) -> list[int]:
@@ -170,6 +179,13 @@ class PostgresIndex:
         async with self._connection() as db, db.transaction():
             await db.execute("DELETE FROM invoices")
             await db.execute("DELETE FROM pending")
+            await db.execute("DELETE FROM filled WHERE part = 'invoices'")
+
+    async def mark_filled(self, part: str) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                "INSERT INTO filled (part) VALUES (%s) ON CONFLICT (part) DO NOTHING", (part,)
+            )
 
     async def count(self) -> int:
         async with self._connection() as db:

@@ -182,6 +182,9 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
     not_a_store = _command("migrate-storage", "--from", str(tmp_path), "--to", "memory://")
     assert not_a_store.returncode == 2
     assert "is not a Bindle data directory" in not_a_store.stderr
+    relative = _command("migrate-storage", "--from", "file://./storage", "--to", "memory://")
+    assert relative.returncode == 2
+    assert "file:///absolute/path, or just the path" in relative.stderr
     bad_target = _command("migrate-storage", "--from", str(tmp_path), "--to", "s3://")
     assert bad_target.returncode == 2
     assert "s3://BUCKET" in bad_target.stderr

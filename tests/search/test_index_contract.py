@@ -131,17 +131,30 @@ async def test_clear_removes_entries_and_marks(index: Index) -> None:
     assert (await index.query(Query(yanked=True))).total == 0
 
 
-async def test_only_the_first_open_is_new_and_reopening_migrates_nothing(
+async def test_an_index_is_new_until_a_rebuild_filled_it_to_the_end(
     index: Index, index_location: tuple[str | None, str]
 ) -> None:
     assert index.is_new
     await index.put(entry("app", "1.0.0"))
+    interrupted = await open_index(*index_location)  # as after a crash mid-rebuild
+    try:
+        assert interrupted.is_new
+        assert await interrupted.count() == 1
+    finally:
+        await interrupted.close()
+    await index.mark_filled("invoices")
     again = await open_index(*index_location)
     try:
         assert not again.is_new
         assert await again.count() == 1
+        await again.clear()  # a rebuild starting over makes it new until it ends
     finally:
         await again.close()
+    cleared = await open_index(*index_location)
+    try:
+        assert cleared.is_new
+    finally:
+        await cleared.close()
 
 
 def _postgres_module() -> object | None:
@@ -173,13 +186,14 @@ async def test_many_parcels_are_looked_up_at_once(index: Index) -> None:
     assert found == {sha: n for n, sha in enumerate(digests) if n % 3}
 
 
-async def test_parcel_facts_are_unknown_only_in_a_new_index(
+async def test_parcel_facts_are_unknown_until_a_refill_ran_to_its_end(
     index_location: tuple[str | None, str],
 ) -> None:
     first = await open_index(*index_location)
     try:
         assert first.parcels_unknown
         await first.add_parcels([(SHA_A, 1)])
+        await first.mark_filled("parcels")
     finally:
         await first.close()
     again = await open_index(*index_location)
