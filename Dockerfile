@@ -10,9 +10,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 # Runtime dependencies only (no dev extras); the sources are not needed once installed.
+# EXTRAS adds optional backends, e.g. `--build-arg EXTRAS=s3,postgres` (the scale-out
+# profile of docker-compose.yml); the default image has neither.
+ARG EXTRAS=""
 COPY pyproject.toml README.md /src/
 COPY bindle_server /src/bindle_server
-RUN pip install --no-cache-dir /src \
+RUN pip install --no-cache-dir "/src${EXTRAS:+[$EXTRAS]}" \
     && rm -rf /src
 
 # A fixed unprivileged uid/gid keeps volume ownership stable across rebuilds. /data is

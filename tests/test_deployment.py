@@ -1,26 +1,44 @@
-"""The deployment files: Dockerfile, docker-compose.yml and .dockerignore.
+"""The deployment files: Dockerfile, docker-compose.yml, .dockerignore and deploy/.
 
-No container engine is needed: the compose file is read with PyYAML and the Dockerfile is
-parsed as text. The checks verify that the two files agree with each other and with the
-server (its listen address, data directory and /healthz endpoint).
+No container engine is needed: the compose file is read with PyYAML and the Dockerfiles are
+parsed as text. The checks verify that the files agree with each other and with the
+server (its listen address, data directory and /healthz endpoint), for the single-node
+service and for the scale-out profile (S3 store, PostgreSQL, two nodes, nginx). Two tests
+run the profile's own pieces on this machine: nginx with deploy/nginx/bindle.conf in front
+of two live servers, and deploy/rgw/entrypoint.sh creating, stopping and restarting a Ceph
+cluster; each skips, saying why, where its programs are missing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
+import os
+import random
 import re
 import shlex
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
+import pytest
 import yaml
 
 from bindle_server.config import Settings
+from bindle_server.model.signature import SignatureRole
+from bindle_server.signing import SecretKey, SecretKeyFile
+from tests.factories import make_invoice, parcel
 from tests.servers import ServerProcess, free_port
 
 REPO_ROOT = Path(__file__).parents[1]
@@ -59,12 +77,12 @@ def parse_dockerfile(text: str) -> list[Instruction]:
     return instructions
 
 
-def dockerfile() -> list[Instruction]:
-    return parse_dockerfile(DOCKERFILE.read_text())
+def dockerfile(path: Path = DOCKERFILE) -> list[Instruction]:
+    return parse_dockerfile(path.read_text())
 
 
-def instructions_named(keyword: str) -> list[Instruction]:
-    return [instruction for instruction in dockerfile() if instruction.keyword == keyword]
+def instructions_named(keyword: str, path: Path = DOCKERFILE) -> list[Instruction]:
+    return [instruction for instruction in dockerfile(path) if instruction.keyword == keyword]
 
 
 def exec_form(arguments: str) -> list[str]:
@@ -75,9 +93,9 @@ def exec_form(arguments: str) -> list[str]:
     return [str(item) for item in value]
 
 
-def dockerfile_env() -> dict[str, str]:
+def dockerfile_env(path: Path = DOCKERFILE) -> dict[str, str]:
     env: dict[str, str] = {}
-    for instruction in instructions_named("ENV"):
+    for instruction in instructions_named("ENV", path):
         tokens = shlex.split(instruction.arguments)
         if "=" in tokens[0]:
             for token in tokens:
@@ -88,9 +106,9 @@ def dockerfile_env() -> dict[str, str]:
     return env
 
 
-def dockerfile_volumes() -> list[str]:
+def dockerfile_volumes(path: Path = DOCKERFILE) -> list[str]:
     paths: list[str] = []
-    for instruction in instructions_named("VOLUME"):
+    for instruction in instructions_named("VOLUME", path):
         if instruction.arguments.startswith("["):
             paths.extend(exec_form(instruction.arguments))
         else:
@@ -98,9 +116,9 @@ def dockerfile_volumes() -> list[str]:
     return paths
 
 
-def dockerfile_healthcheck() -> list[str]:
+def dockerfile_healthcheck(path: Path = DOCKERFILE) -> list[str]:
     """The exec-form command of the Dockerfile's only HEALTHCHECK, options stripped."""
-    healthchecks = instructions_named("HEALTHCHECK")
+    healthchecks = instructions_named("HEALTHCHECK", path)
     assert len(healthchecks) == 1, "expected exactly one HEALTHCHECK"
     match = re.fullmatch(r"((?:--\S+\s+)*)CMD\s+(\[.*\])", healthchecks[0].arguments)
     assert match, f"HEALTHCHECK is not `[OPTIONS] CMD [exec form]`: {healthchecks[0].arguments}"
@@ -123,17 +141,24 @@ def compose() -> dict[str, Any]:
     return document
 
 
-def service() -> dict[str, Any]:
-    services = compose()["services"]
-    assert isinstance(services, dict)
-    assert list(services) == [SERVICE_NAME]
-    definition = services[SERVICE_NAME]
-    assert isinstance(definition, dict)
-    return definition
+def services() -> dict[str, dict[str, Any]]:
+    """Every service of the compose file (YAML anchors and merge keys resolved)."""
+    definitions = compose()["services"]
+    assert isinstance(definitions, dict)
+    assert all(isinstance(definition, dict) for definition in definitions.values())
+    return definitions
 
 
-def compose_environment() -> dict[str, str]:
-    environment = service().get("environment", {})
+def profiles(definition: dict[str, Any]) -> list[str]:
+    return [str(profile) for profile in definition.get("profiles", [])]
+
+
+def service(name: str = SERVICE_NAME) -> dict[str, Any]:
+    return services()[name]
+
+
+def compose_environment(name: str = SERVICE_NAME) -> dict[str, str]:
+    environment = service(name).get("environment", {})
     if isinstance(environment, list):
         pairs = (str(item).partition("=") for item in environment)
         return {key: value for key, _, value in pairs}
@@ -141,10 +166,8 @@ def compose_environment() -> dict[str, str]:
     return {str(key): str(value) for key, value in environment.items()}
 
 
-def compose_healthcheck() -> list[str]:
-    """The compose healthcheck `test` as an argument list (CMD-SHELL split as the shell would)."""
-    healthcheck = service()["healthcheck"]
-    assert isinstance(healthcheck, dict)
+def healthcheck_command(healthcheck: dict[str, Any]) -> list[str]:
+    """A compose healthcheck `test` as an argument list (CMD-SHELL split as the shell would)."""
     assert not healthcheck.get("disable", False)
     test = healthcheck["test"]
     if isinstance(test, str):
@@ -155,6 +178,12 @@ def compose_healthcheck() -> list[str]:
         return shlex.split(" ".join(arguments))
     assert kind == "CMD", f"unexpected healthcheck test kind {kind!r}"
     return arguments
+
+
+def compose_healthcheck(name: str = SERVICE_NAME) -> list[str]:
+    healthcheck = service(name)["healthcheck"]
+    assert isinstance(healthcheck, dict)
+    return healthcheck_command(healthcheck)
 
 
 @dataclass(frozen=True)
@@ -416,3 +445,664 @@ def test_dockerfile_copies_only_paths_present_in_the_build_context() -> None:
         for source in words[:-1]:
             assert (REPO_ROOT / source).exists(), f"COPY {source}: no such path in the repository"
             assert Path(source).parts[0] not in ignored, f"COPY {source}: excluded by .dockerignore"
+
+
+def test_dockerignore_keeps_the_other_images_sources_out_of_the_build_context() -> None:
+    assert "deploy" in dockerignore_patterns()
+
+
+# --- scale-out profile: the compose file --------------------------------------------------
+
+SCALE_OUT = "scale-out"
+NODES = ("bindle-1", "bindle-2")
+PROXY = "proxy"
+POSTGRES = "postgres"
+RGW = "rgw"
+KEY_INIT = "signing-key"
+RGW_DIR = REPO_ROOT / "deploy" / "rgw"
+RGW_DOCKERFILE = RGW_DIR / "Dockerfile"
+RGW_ENTRYPOINT = RGW_DIR / "entrypoint.sh"
+NGINX_CONFIG = REPO_ROOT / "deploy" / "nginx" / "bindle.conf"
+SHARED_SETTINGS = (
+    "BINDLE_STORAGE",
+    "BINDLE_INDEX",
+    "BINDLE_SIGNING_KEYS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_REGION",
+)
+# At least this long for a transfer's reads and writes through the proxy, in seconds.
+LONG_TIMEOUT = 600
+
+
+def interpolate(value: str) -> str:
+    """Compose's variable substitution with no variable set: `${VAR:-default}` (and
+    `${VAR-default}`) give the default, `${VAR}` the empty string, `$$` a literal `$`."""
+
+    def substitute(match: re.Match[str]) -> str:
+        return "$" if match.group(0) == "$$" else match.group("default") or ""
+
+    assert not re.search(r"\$\w", value.replace("$$", "")), f"unsupported substitution: {value}"
+    return re.sub(r"\$\$|\$\{(?P<name>\w+)(?::?-(?P<default>[^}]*))?\}", substitute, value)
+
+
+def scale_out_services() -> dict[str, dict[str, Any]]:
+    return {name: d for name, d in services().items() if SCALE_OUT in profiles(d)}
+
+
+def depends_on(name: str) -> dict[str, str]:
+    """The services `name` waits for, each with its condition."""
+    dependencies = service(name).get("depends_on", {})
+    if isinstance(dependencies, list):
+        return {str(dependency): "service_started" for dependency in dependencies}
+    assert isinstance(dependencies, dict)
+    return {
+        str(key): str(value.get("condition", "service_started"))
+        for key, value in dependencies.items()
+    }
+
+
+def is_one_shot(name: str) -> bool:
+    """A service that runs to completion: what others wait for with completed_successfully."""
+    return any(
+        depends_on(other).get(name) == "service_completed_successfully"
+        for other in scale_out_services()
+    )
+
+
+def mounts(name: str) -> list[Mount]:
+    return [parse_mount(entry) for entry in service(name).get("volumes", [])]
+
+
+def node_port() -> int:
+    environment = compose_environment(NODES[0])
+    address = environment.get("BINDLE_IP_ADDRESS_PORT", dockerfile_env()["BINDLE_IP_ADDRESS_PORT"])
+    return Settings(address=address).host_and_port()[1]
+
+
+def test_compose_default_deployment_is_the_single_bindle_service() -> None:
+    # `docker compose up` (no profile) starts exactly the services without a profile.
+    assert [name for name, d in services().items() if not profiles(d)] == [SERVICE_NAME]
+
+
+def test_scale_out_profile_has_its_services() -> None:
+    assert set(scale_out_services()) == {POSTGRES, RGW, KEY_INIT, *NODES, PROXY}
+    for name, definition in services().items():
+        assert profiles(definition) in ([], [SCALE_OUT]), f"{name}: unexpected profiles"
+
+
+def test_scale_out_services_have_health_checks_or_run_once() -> None:
+    for name, definition in scale_out_services().items():
+        healthcheck = definition.get("healthcheck")
+        assert isinstance(healthcheck, dict), f"{name} has no healthcheck"
+        if is_one_shot(name):
+            # It exits when done; a health check of an exited container means nothing.
+            assert healthcheck.get("disable") is True, name
+            assert str(definition.get("restart", "no")) == "no", name
+            continue
+        assert {"test", "interval", "timeout", "retries"} <= healthcheck.keys(), name
+        assert isinstance(healthcheck["retries"], int)
+        assert healthcheck["retries"] > 0, name
+        assert healthcheck_command(healthcheck), name
+        assert definition["restart"] == "unless-stopped", name
+
+
+def test_scale_out_health_checks_probe_what_each_service_serves() -> None:
+    for node in NODES:
+        assert_probes_health_endpoint(compose_healthcheck(node))
+        assert python_snippet(compose_healthcheck(node)) == python_snippet(dockerfile_healthcheck())
+    assert Path(compose_healthcheck(POSTGRES)[0]).name == "pg_isready"
+    assert compose_healthcheck(RGW) == dockerfile_healthcheck(RGW_DOCKERFILE)
+    # The proxy's check goes through nginx to a node's /healthz.
+    probe = compose_healthcheck(PROXY)
+    urls = [urlsplit(word) for word in probe if word.startswith("http")]
+    assert len(urls) == 1, probe
+    assert urls[0].hostname == "127.0.0.1"
+    assert urls[0].port == nginx_listen_port()
+    assert urls[0].path == HEALTH_PATH
+
+
+def test_scale_out_only_the_proxy_publishes_a_port_and_only_on_loopback() -> None:
+    for name, definition in scale_out_services().items():
+        assert definition.get("network_mode") != "host", name
+        if name != PROXY:
+            assert not definition.get("ports"), f"{name} publishes a port"
+    mappings = [parse_port(entry) for entry in service(PROXY)["ports"]]
+    assert mappings
+    for mapping in mappings:
+        assert mapping.host_ip, f"{mapping} is published on every host interface"
+        assert ipaddress.ip_address(mapping.host_ip).is_loopback, mapping
+    assert {mapping.target for mapping in mappings} == {str(nginx_listen_port())}
+    # Not the single-node service's port: both may run at once.
+    published = {mapping.published for mapping in mappings}
+    assert not published & {parse_port(entry).published for entry in service()["ports"]}
+
+
+def test_scale_out_nodes_share_storage_index_signing_keys_and_credentials() -> None:
+    environments = [compose_environment(node) for node in NODES]
+    for setting in SHARED_SETTINGS:
+        values = {environment.get(setting) for environment in environments}
+        assert len(values) == 1, f"{setting} differs between the nodes: {values}"
+        assert None not in values, f"{setting} is not set"
+    assert (
+        compose_environment(KEY_INIT)["BINDLE_SIGNING_KEYS"]
+        == environments[0]["BINDLE_SIGNING_KEYS"]
+    )
+
+
+def test_scale_out_nodes_build_the_repository_image_with_the_s3_and_postgres_extras() -> None:
+    for name in (*NODES, KEY_INIT):
+        build = service(name)["build"]
+        assert isinstance(build, dict)
+        context = (COMPOSE_FILE.parent / str(build.get("context", "."))).resolve()
+        assert context == REPO_ROOT.resolve()
+        dockerfile_path = context / str(build.get("dockerfile", "Dockerfile"))
+        assert dockerfile_path.resolve() == DOCKERFILE.resolve()
+        extras = set(str(build["args"]["EXTRAS"]).split(","))
+        assert extras == {"s3", "postgres"}, name
+
+
+def pip_install_target() -> str:
+    """The (shell-quoted) project argument of the Dockerfile's pip install."""
+    runs = [run.arguments for run in instructions_named("RUN") if "pip install" in run.arguments]
+    assert len(runs) == 1
+    match = re.search(r"pip install\s+(?:--\S+\s+)*(\S+)", runs[0])
+    assert match, runs[0]
+    return match.group(1)
+
+
+def test_dockerfile_installs_extras_only_when_the_build_asks_for_them() -> None:
+    declared = [
+        ins.arguments for ins in instructions_named("ARG") if ins.arguments.startswith("EXTRAS")
+    ]
+    assert declared in (["EXTRAS"], ['EXTRAS=""'], ["EXTRAS="]), declared
+    for extras, expected in (("", "/src"), ("s3,postgres", "/src[s3,postgres]")):
+        result = subprocess.run(
+            ["sh", "-c", f"printf %s {pip_install_target()}"],
+            env={"EXTRAS": extras, "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            text=True,
+            timeout=PROBE_TIMEOUT,
+            check=True,
+        )
+        assert result.stdout == expected
+
+
+def test_scale_out_storage_is_the_bucket_the_rgw_service_creates() -> None:
+    from bindle_server.storage.s3 import S3Location
+
+    node = compose_environment(NODES[0])
+    rgw = compose_environment(RGW)
+    location = S3Location.from_url(interpolate(node["BINDLE_STORAGE"]))
+    assert location.bucket == rgw["RGW_BUCKET"]
+    assert location.endpoint is not None
+    endpoint = urlsplit(location.endpoint)
+    assert endpoint.hostname == RGW
+    assert str(endpoint.port) == rgw.get("RGW_PORT", dockerfile_env(RGW_DOCKERFILE)["RGW_PORT"])
+    assert location.addressing == "path"  # a service name is no DNS zone for bucket hosts
+    # The same credentials (the same compose expressions, so also when they are set).
+    assert node["AWS_ACCESS_KEY_ID"] == rgw["RGW_ACCESS_KEY"]
+    assert node["AWS_SECRET_ACCESS_KEY"] == rgw["RGW_SECRET_KEY"]
+
+
+def test_scale_out_index_is_the_postgres_service_database() -> None:
+    index = urlsplit(interpolate(compose_environment(NODES[0])["BINDLE_INDEX"]))
+    database = {key: interpolate(value) for key, value in compose_environment(POSTGRES).items()}
+    assert index.scheme in {"postgresql", "postgres"}
+    assert index.hostname == POSTGRES
+    assert index.port == 5432
+    assert index.username == database["POSTGRES_USER"]
+    assert index.password == database["POSTGRES_PASSWORD"]
+    assert index.path == f"/{database['POSTGRES_DB']}"
+    assert str(service(POSTGRES)["image"]).split(":") == ["postgres", "15"]
+
+
+def test_scale_out_signing_key_file_is_on_a_volume_every_node_shares() -> None:
+    path = Path(compose_environment(NODES[0])["BINDLE_SIGNING_KEYS"])
+    declared = compose().get("volumes") or {}
+    sources = set()
+    for name in (*NODES, KEY_INIT):
+        holding = [m for m in mounts(name) if path.is_relative_to(m.target)]
+        assert len(holding) == 1, f"{name}: {path} is on no mount or on several"
+        assert holding[0].kind == "volume"
+        assert holding[0].source in declared
+        sources.add(holding[0].source)
+    assert len(sources) == 1, f"the nodes' key files are on different volumes: {sources}"
+    key_init = [m for m in mounts(KEY_INIT) if path.is_relative_to(m.target)]
+    assert not key_init[0].read_only
+
+
+def test_scale_out_volumes_are_named_and_declared() -> None:
+    declared = compose().get("volumes") or {}
+    for name in scale_out_services():
+        for mount in mounts(name):
+            if mount.kind == "volume":
+                assert mount.source in declared, f"{name}: {mount.source} is not declared"
+    assert [m.target for m in mounts(RGW) if m.kind == "volume"] == dockerfile_volumes(
+        RGW_DOCKERFILE
+    )
+    assert [m.target for m in mounts(POSTGRES) if m.kind == "volume"] == [
+        "/var/lib/postgresql/data"
+    ]
+
+
+def test_scale_out_start_order() -> None:
+    for node in NODES:
+        assert depends_on(node) == {
+            KEY_INIT: "service_completed_successfully",
+            POSTGRES: "service_healthy",
+            RGW: "service_healthy",
+        }
+    assert depends_on(PROXY) == dict.fromkeys(NODES, "service_healthy")
+    assert depends_on(KEY_INIT) == depends_on(POSTGRES) == depends_on(RGW) == {}
+    # Every dependency is in the profile, so enabling it enables what it waits for.
+    for name in scale_out_services():
+        assert set(depends_on(name)) <= set(scale_out_services()), name
+
+
+def test_scale_out_signing_key_service_creates_one_key_once(tmp_path: Path) -> None:
+    # The one-shot's shell command, run here with this checkout's bindle-server.
+    definition = service(KEY_INIT)
+    assert definition["entrypoint"] == ["sh", "-c"]
+    script = interpolate(str(definition["command"][0]))
+    key_file = tmp_path / "shared" / "signing-keys.toml"
+    environment = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "BINDLE_SIGNING_KEYS": str(key_file),
+        "HOME": str(tmp_path),
+    }
+
+    def run() -> None:
+        subprocess.run(
+            ["sh", "-c", script],
+            env=environment,
+            cwd=tmp_path,
+            capture_output=True,
+            timeout=PROBE_TIMEOUT,
+            check=True,
+        )
+
+    run()
+    created = key_file.read_bytes()
+    keys = SecretKeyFile.load(key_file).keys
+    assert len(keys) == 1
+    assert SignatureRole.HOST in keys[0].roles
+    assert key_file.stat().st_mode & 0o077 == 0
+    run()  # a second `up` keeps the key the nodes already signed with
+    assert key_file.read_bytes() == created
+
+
+# --- scale-out profile: the S3 store image -------------------------------------------------
+
+
+def test_rgw_image_is_built_from_debian_12_ceph_packages() -> None:
+    assert service(RGW)["build"] == {"context": "deploy/rgw", "dockerfile": "Dockerfile"}
+    base = instructions_named("FROM", RGW_DOCKERFILE)[-1].arguments.split()[0]
+    assert re.fullmatch(r"(docker\.io/)?(library/)?debian:(12|bookworm)(-slim)?", base), base
+    installs = " ".join(i.arguments for i in instructions_named("RUN", RGW_DOCKERFILE))
+    for package in ("radosgw", "ceph-mon", "ceph-osd", "ceph-common", "curl"):
+        assert re.search(rf"\s{package}(\s|$)", installs), package
+    assert "--no-install-recommends" in installs
+    assert "rm -rf /var/lib/apt/lists" in installs
+
+
+def test_rgw_image_runs_the_entrypoint_with_data_in_its_volume() -> None:
+    copies = [i.arguments.split() for i in instructions_named("COPY", RGW_DOCKERFILE)]
+    assert [words for words in copies if words[0] == RGW_ENTRYPOINT.name], copies
+    installed = next(words[-1] for words in copies if words[0] == RGW_ENTRYPOINT.name)
+    entrypoint = exec_form(instructions_named("ENTRYPOINT", RGW_DOCKERFILE)[-1].arguments)
+    assert entrypoint in ([installed], [Path(installed).name])
+    assert dockerfile_healthcheck(RGW_DOCKERFILE) == [*entrypoint, "health"]
+    assert dockerfile_volumes(RGW_DOCKERFILE) == [dockerfile_env(RGW_DOCKERFILE)["CEPH_DATA"]]
+    exposed = instructions_named("EXPOSE", RGW_DOCKERFILE)[0].arguments.split()
+    assert exposed == [dockerfile_env(RGW_DOCKERFILE)["RGW_PORT"]]
+
+
+def test_rgw_entrypoint_is_valid_bash_that_keeps_data_in_bluestore() -> None:
+    subprocess.run(["bash", "-n", str(RGW_ENTRYPOINT)], check=True, timeout=PROBE_TIMEOUT)
+    text = RGW_ENTRYPOINT.read_text()
+    assert "osd objectstore = bluestore" in text
+    assert "memstore" not in text  # memstore loses everything when the container stops
+
+
+# --- scale-out profile: the proxy ---------------------------------------------------------
+
+
+def nginx_text() -> str:
+    """The proxy's configuration without comments."""
+    return "\n".join(line.split("#", 1)[0] for line in NGINX_CONFIG.read_text().splitlines())
+
+
+def nginx_directives(name: str) -> list[list[str]]:
+    """The arguments of every `name ...;` directive, wherever it stands."""
+    return [
+        match.split() for match in re.findall(rf"(?<![\w-]){name}\s+([^;{{}}]*);", nginx_text())
+    ]
+
+
+def nginx_directive(name: str) -> list[str]:
+    found = nginx_directives(name)
+    assert len(found) == 1, f"expected one {name} directive, found {found}"
+    return found[0]
+
+
+def nginx_upstreams() -> dict[str, list[str]]:
+    """Each upstream block's name and the addresses of its servers."""
+    return {
+        name: [line.split()[0] for line in re.findall(r"\bserver\s+([^;]*);", body)]
+        for name, body in re.findall(r"\bupstream\s+(\S+)\s*\{([^}]*)\}", nginx_text())
+    }
+
+
+def nginx_seconds(value: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    match = re.fullmatch(r"(\d+)(ms|s|m|h|d)?", value)
+    assert match, f"not an nginx time: {value}"
+    return int(match.group(1)) * units[match.group(2) or "s"]
+
+
+def nginx_listen_port() -> int:
+    return int(nginx_directive("listen")[0].rpartition(":")[2])
+
+
+def test_proxy_routes_to_every_node() -> None:
+    upstreams = nginx_upstreams()
+    assert len(upstreams) == 1, upstreams
+    ((name, addresses),) = upstreams.items()
+    assert sorted(addresses) == sorted(f"{node}:{node_port()}" for node in NODES)
+    assert nginx_directives("proxy_pass") == [[f"http://{name}"]]
+
+
+def test_proxy_streams_bodies_without_limits() -> None:
+    assert nginx_directive("client_max_body_size") == ["0"]  # 0: no limit (the default is 1m)
+    assert nginx_directive("proxy_request_buffering") == ["off"]
+    assert nginx_directive("proxy_buffering") == ["off"]
+    assert nginx_directive("proxy_http_version") == ["1.1"]  # chunked uploads stream as-is
+    for timeout in (
+        "client_body_timeout",
+        "send_timeout",
+        "proxy_send_timeout",
+        "proxy_read_timeout",
+    ):
+        assert nginx_seconds(nginx_directive(timeout)[0]) >= LONG_TIMEOUT, timeout
+    # A POST whose body went to one node must never be replayed to the other.
+    for arguments in nginx_directives("proxy_next_upstream"):
+        assert "non_idempotent" not in arguments
+
+
+def test_compose_mounts_the_proxy_configuration_read_only() -> None:
+    (mount,) = mounts(PROXY)
+    assert mount.kind == "bind"
+    assert (COMPOSE_FILE.parent / mount.source).resolve() == NGINX_CONFIG.resolve()
+    assert mount.target == "/etc/nginx/conf.d/default.conf"  # replaces the image's default
+    assert mount.read_only
+    assert re.fullmatch(r"(docker\.io/)?(library/)?nginx:[\w.-]+", str(service(PROXY)["image"]))
+
+
+# --- scale-out profile: the proxy for real -------------------------------------------------
+# nginx (Debian's package) with deploy/nginx/bindle.conf, its upstreams pointed at two live
+# bindle-server processes sharing one data directory and one signing key file.
+
+NGINX_TIMEOUT = 10.0
+# Read at import, before the fixtures clear BINDLE_* variables. CI sets it: there, a
+# program these tests need that is missing is a failure, not a skip.
+REQUIRE_ENGINES = os.environ.get("BINDLE_TEST_REQUIRE_ENGINES") == "1"
+LARGE_PARCEL = 24 * 1024 * 1024  # well past nginx's default 1 MiB body limit and buffers
+
+
+def skip_unless_required(reason: str) -> None:
+    if REQUIRE_ENGINES:
+        pytest.fail(f"BINDLE_TEST_REQUIRE_ENGINES=1 but {reason}")
+    pytest.skip(reason)
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next(
+        (path for path in ("/usr/sbin/nginx",) if os.access(path, os.X_OK)), None
+    )
+
+
+def render_nginx_config(node_ports: list[int], listen_port: int) -> str:
+    """deploy/nginx/bindle.conf with the nodes and the listen address moved to loopback."""
+    text = NGINX_CONFIG.read_text()
+    for node, port in zip(NODES, node_ports, strict=True):
+        text, count = re.subn(
+            rf"(\bserver\s+){re.escape(node)}:{node_port()}\b", rf"\g<1>127.0.0.1:{port}", text
+        )
+        assert count == 1, f"no upstream server line for {node}"
+    text, count = re.subn(r"(\blisten\s+)\d+\s*;", rf"\g<1>127.0.0.1:{listen_port};", text)
+    assert count == 1
+    return text
+
+
+def nginx_main_config(directory: Path, site: Path) -> str:
+    """What the nginx image's own nginx.conf provides around conf.d/, in `directory`."""
+    # Run as root, nginx's workers would switch to nobody, who cannot enter pytest's
+    # private temporary directory; they stay root instead.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""{user}daemon off;
+worker_processes 1;
+pid {directory}/nginx.pid;
+error_log {directory}/error.log warn;
+events {{ worker_connections 256; }}
+http {{
+    access_log {directory}/access.log;
+    client_body_temp_path {directory}/client_body;
+    proxy_temp_path {directory}/proxy;
+    fastcgi_temp_path {directory}/fastcgi;
+    uwsgi_temp_path {directory}/uwsgi;
+    scgi_temp_path {directory}/scgi;
+    include {site};
+}}
+"""
+
+
+@contextmanager
+def running_nginx(directory: Path, node_ports: list[int]) -> Iterator[str]:
+    """nginx in front of `node_ports`; yields its base URL and stops it (by PID) afterwards."""
+    binary = nginx_binary()
+    assert binary is not None
+    directory.mkdir()
+    port = free_port()
+    site = directory / "bindle.conf"
+    site.write_text(render_nginx_config(node_ports, port))
+    main = directory / "nginx.conf"
+    main.write_text(nginx_main_config(directory, site))
+    command = [binary, "-p", str(directory), "-c", str(main), "-e", str(directory / "error.log")]
+    check = subprocess.run(
+        [*command, "-t"], capture_output=True, text=True, timeout=NGINX_TIMEOUT, check=False
+    )
+    assert check.returncode == 0, check.stderr
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + NGINX_TIMEOUT
+        while True:
+            assert process.poll() is None, f"nginx exited: {process.communicate()[1]!r}"
+            with suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            assert time.monotonic() < deadline, "nginx did not listen in time"
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(NGINX_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(NGINX_TIMEOUT)
+        if process.stderr is not None:
+            process.stderr.close()
+
+
+def requests_logged(server: ServerProcess, marker: str) -> int:
+    return sum(marker in line for line in server.log().splitlines() if "uvicorn.access" in line)
+
+
+def test_proxy_spreads_requests_over_both_nodes_and_streams_large_parcels(
+    tmp_path: Path, server_factory: Callable[..., ServerProcess]
+) -> None:
+    if nginx_binary() is None:
+        skip_unless_required(
+            "nginx not found: install Debian's nginx package (scripts/test does, as root)"
+        )
+    shared = tmp_path / "shared"
+    key_file = tmp_path / "keys" / "signing-keys.toml"
+    SecretKeyFile([SecretKey.generate("scale-out test", [SignatureRole.HOST])]).save(key_file)
+    nodes = [server_factory(shared, "--signing-keys", str(key_file)) for _ in NODES]
+
+    with (
+        running_nginx(tmp_path / "nginx", [node.port for node in nodes]) as base,
+        httpx.Client(base_url=base, timeout=NGINX_TIMEOUT) as client,
+    ):
+        # Round robin: consecutive requests go to alternate nodes.
+        for number in range(6):
+            assert client.get("/v1/_q", params={"q": f"route-probe-{number}"}).status_code == 200
+        assert [requests_logged(node, "route-probe-") for node in nodes] == [3, 3]
+        # Both nodes sign with the one key.
+        published = {client.get("/v1/bindle-keys").text for _ in NODES}
+        assert len(published) == 1
+
+        data = random.Random(7).randbytes(LARGE_PARCEL)
+        item = parcel(data, name="large.bin")
+        invoice = make_invoice("example.com/proxy", "1.0.0", [item])
+        created = client.post(
+            "/v1/_i", content=invoice.toml(), headers={"Content-Type": "application/toml"}
+        )
+        assert created.status_code == 202, created.text
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: a chunked upload
+            for start in range(0, len(data), 1024 * 1024):
+                yield data[start : start + 1024 * 1024]
+
+        parcel_path = f"/v1/_i/{invoice.bindle_id}@{item.sha256}"
+        uploaded = client.post(parcel_path, content=chunks())
+        assert uploaded.status_code == 200, uploaded.text
+        digest = hashlib.sha256()
+        with client.stream("GET", parcel_path) as download:
+            assert download.status_code == 200
+            for chunk in download.iter_bytes():
+                digest.update(chunk)
+        assert digest.hexdigest() == item.sha256
+        ranged = client.get(parcel_path, headers={"Range": "bytes=1048576-1048607"})
+        assert ranged.status_code == 206
+        assert ranged.content == data[1048576:1048608]
+        # Either node serves what went through the other.
+        for node in nodes:
+            assert httpx.get(f"{node.url}/_r/missing/{invoice.bindle_id}").text.strip() == (
+                "missing = []"
+            )
+
+        # A node that is gone is skipped: reads still succeed through the proxy.
+        nodes[0].stop()
+        for _ in range(4):
+            assert client.get("/v1/_q", params={"q": "after-stop"}).status_code == 200
+
+    # nginx kept no body on disk on the way (it says so in its log when it does).
+    errors = (tmp_path / "nginx" / "error.log").read_text()
+    assert "buffered to a temporary file" not in errors, errors
+    assert "client intended to send too large body" not in errors, errors
+
+
+# --- scale-out profile: the S3 store's entry point for real --------------------------------
+# deploy/rgw/entrypoint.sh run on this machine (no container engine needed): created once,
+# stopped, started again on the same directory, and the objects are still there.
+
+RGW_PROGRAMS = ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin", "monmaptool", "ceph-authtool")
+RGW_START_TIMEOUT = 120.0
+RGW_STOP_TIMEOUT = 90.0  # the entry point gives each of its three daemons 20 s
+
+
+def processes_mentioning(text: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with suppress(OSError):
+                if text.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+    return found
+
+
+@contextmanager
+def running_rgw(environment: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """The entry point until it says it is ready; SIGTERM to its PID afterwards, bounded."""
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            ["bash", str(RGW_ENTRYPOINT)],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + RGW_START_TIMEOUT
+        while "ceph-rgw: ready" not in log.read_text(errors="replace"):
+            assert process.poll() is None, f"entrypoint exited: {log.read_text()[-3000:]}"
+            assert time.monotonic() < deadline, f"not ready in time: {log.read_text()[-3000:]}"
+            time.sleep(0.2)
+        yield process
+    finally:
+        process.terminate()
+        try:
+            process.wait(RGW_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:  # its daemons are in its session: end them too
+            os.killpg(process.pid, 9)
+            process.wait(RGW_STOP_TIMEOUT)
+
+
+@pytest.mark.slow
+def test_rgw_entrypoint_creates_the_cluster_once_and_keeps_objects_across_restarts() -> None:
+    missing = [program for program in (*RGW_PROGRAMS, "curl") if shutil.which(program) is None]
+    if missing:
+        skip_unless_required(
+            f"{', '.join(missing)} not found: "
+            "install Debian's radosgw ceph-mon ceph-osd ceph-common"
+        )
+    from tests.rgw import S3Server
+
+    # Not under pytest's private temporary directory: the daemons drop root for `ceph`.
+    root = Path(tempfile.mkdtemp(prefix="bindle-rgw-entrypoint-"))
+    root.chmod(0o755)
+    try:
+        rgw_port = free_port()
+        environment = {
+            "PATH": os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"),
+            "CEPH_DATA": str(root / "data"),
+            "CEPH_RUN_DIR": str(root / "run"),
+            "RGW_ADDRESS": "127.0.0.1",
+            "RGW_PORT": str(rgw_port),
+            "CEPH_MON_PORT": str(free_port()),
+            "CEPH_STORE_GIB": "2",
+            "CEPH_OSD_MEMORY_MIB": "1024",
+            "RGW_ACCESS_KEY": "entrypoint-test",
+            "RGW_SECRET_KEY": "entrypoint-test-secret",
+            "RGW_BUCKET": "bindle",
+        }
+        store = S3Server(
+            f"http://127.0.0.1:{rgw_port}", "entrypoint-test", "entrypoint-test-secret"
+        )
+        large = random.Random(11).randbytes(6 * 1024 * 1024)
+
+        def health() -> int:
+            command = ["bash", str(RGW_ENTRYPOINT), "health"]
+            return subprocess.run(command, env=environment, timeout=30, check=False).returncode
+
+        with running_rgw(environment, root / "first.log"):
+            assert health() == 0
+            client = store.client()
+            client.put_object(Bucket="bindle", Key="kept/small", Body=b"hello")
+            client.put_object(Bucket="bindle", Key="kept/large", Body=large)
+            client.close()
+        assert processes_mentioning(str(root)) == []
+        assert health() != 0
+        first = (root / "first.log").read_text()
+        assert "creating the cluster" in first
+
+        with running_rgw(environment, root / "second.log"):
+            client = store.client()
+            assert client.get_object(Bucket="bindle", Key="kept/small")["Body"].read() == b"hello"
+            assert client.get_object(Bucket="bindle", Key="kept/large")["Body"].read() == large
+            client.close()
+        assert processes_mentioning(str(root)) == []
+        assert "creating the cluster" not in (root / "second.log").read_text()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
