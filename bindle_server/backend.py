@@ -42,11 +42,18 @@ class Backend:
 
 
 @asynccontextmanager
-async def open_backend(storage_url: str, index_url: str | None) -> AsyncIterator[Backend]:
-    """The stores `storage_url` names and the index `index_url` names (or the embedded one)."""
+async def open_backend(
+    storage_url: str, index_url: str | None, *, start_stores: bool = True
+) -> AsyncIterator[Backend]:
+    """The stores `storage_url` names and the index `index_url` names (or the embedded one).
+
+    `start_stores=False` skips the stores' start-up checks and clean-up, for a process
+    that has just run them (serve checks the backend once before the app starts).
+    """
     stores = open_stores(storage_url)
     try:
-        await stores.start()
+        if start_stores:
+            await stores.start()
         if stores.shared and not index_url:
             log.warning(
                 "%s keeps its query index in memory and rebuilds it at every start; "

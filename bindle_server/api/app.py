@@ -51,14 +51,20 @@ async def _maintain(
             log.exception("maintenance round failed")
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the application; stores and index open in its lifespan, not at import."""
+def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
+    """Build the application; stores and index open in its lifespan, not at import.
+
+    `backend_checked`: the caller has just run the stores' start-up checks (serve does,
+    to report a bad backend in one line), so the lifespan does not run them again.
+    """
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing = open_signing(settings)
         auth = open_auth(settings)
-        async with open_backend(settings.storage_url, settings.index) as backend:
+        async with open_backend(
+            settings.storage_url, settings.index, start_stores=not backend_checked
+        ) as backend:
             service = BindleService(
                 backend.stores, backend.index, signing, max_parcels=settings.max_parcels
             )

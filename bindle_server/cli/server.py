@@ -660,7 +660,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         **tls,
     }
     if workers == 1:
-        app = create_app(settings)
+        app = create_app(settings, backend_checked=True)
         freeze_startup_objects()
         uvicorn.run(app, **options)
         return
