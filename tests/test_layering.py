@@ -19,6 +19,7 @@ ALLOWED = {
     "service": {"model", "storage", "search", "signing"},
     "fsck": {"model", "storage", "search", "service"},
     "backend": {"storage", "search"},
+    "migrate": {"model", "storage"},
     "config": set(),
     "auth": {"model"},
     "api": {"model", "storage", "search", "signing", "service", "config", "auth", "backend"},
@@ -35,6 +36,7 @@ ALLOWED = {
         "fsck",
         "client",
         "backend",
+        "migrate",
     },
 }
 # The `bindle` command goes only through the client library (plus keys and invoices).
@@ -48,6 +50,7 @@ FORBIDDEN_EXTERNAL = {
     "signing": {"fastapi", "starlette", "uvicorn"},
     "service": {"fastapi", "starlette", "uvicorn"},
     "backend": {"fastapi", "starlette", "uvicorn"},
+    "migrate": {"fastapi", "starlette", "uvicorn"},
     "auth": {"fastapi", "starlette", "uvicorn", "sqlite3"},
     "client": {"fastapi", "starlette", "uvicorn", "typer", "sqlite3"},
 }
