@@ -108,6 +108,24 @@ def start_server(
     raise RuntimeError(f"bindle-server did not start: {last_error}")
 
 
+def run_command(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run `python -m bindle_server ARGS` to its end, output captured as text.
+
+    Like a server, the command sees none of the caller's BINDLE_* variables, only `env`.
+    """
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("BINDLE_")}
+    return subprocess.run(
+        [sys.executable, "-m", "bindle_server", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=environment | (env or {}),
+    )
+
+
 def rss_bytes(pid: int) -> int:
     """Resident set size of a process, from /proc."""
     with open(f"/proc/{pid}/status") as status:

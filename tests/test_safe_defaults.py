@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.servers import ServerProcess
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bindle_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.servers import ServerProcess, run_command
 
 
 def test_loopback_server_runs_open_and_says_so(live_server: ServerProcess) -> None:
@@ -34,14 +23,14 @@ def test_open_server_on_a_non_loopback_address_needs_unauthenticated(
     tmp_path: Path, address: str
 ) -> None:
     """Refused before anything listens, so the test never binds a public address."""
-    result = _run("--address", address, "--directory", str(tmp_path))
+    result = run_command("--address", address, "--directory", str(tmp_path))
     assert result.returncode != 0
     assert "--unauthenticated" in result.stderr
     assert "not a loopback address" in result.stderr
 
 
 def test_tls_needs_both_certificate_and_key(tmp_path: Path) -> None:
-    result = _run("--directory", str(tmp_path), "--tls-cert", str(tmp_path / "cert.pem"))
+    result = run_command("--directory", str(tmp_path), "--tls-cert", str(tmp_path / "cert.pem"))
     assert result.returncode != 0
     assert "go together" in result.stderr
 

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,17 +14,7 @@ import tomli
 from tests.auth.conftest import basic, bcrypt_entry, bearer, write_policy
 from tests.e2e.refclient import ReferenceClient, reference_client
 from tests.factories import make_invoice, spin_invoice, spin_invoice_toml
-from tests.servers import ServerProcess
-
-
-def _run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bindle_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.servers import ServerProcess, run_command
 
 
 def test_htpasswd_server_states_its_mode_and_checks_credentials(
@@ -53,7 +41,7 @@ def test_htpasswd_server_states_its_mode_and_checks_credentials(
 def test_server_refuses_to_start_on_a_non_bcrypt_htpasswd_line(tmp_path: Path) -> None:
     path = tmp_path / "htpasswd"
     path.write_text(f"{bcrypt_entry('alice', 'pw')}\nbob:$apr1$abcdefgh$0123456789abcdefghijkl\n")
-    result = _run("--directory", str(tmp_path / "data"), "--htpasswd-file", str(path))
+    result = run_command("--directory", str(tmp_path / "data"), "--htpasswd-file", str(path))
     assert result.returncode != 0
     assert "line 2" in result.stderr
     assert "only bcrypt" in result.stderr
@@ -63,7 +51,7 @@ def test_with_authentication_a_non_loopback_address_needs_no_unauthenticated(
     tmp_path: Path, htpasswd_file: Path
 ) -> None:
     """192.0.2.1 (TEST-NET-1) passes the safe-default check, then cannot be bound here."""
-    result = _run(
+    result = run_command(
         "--address", "192.0.2.1:8080", "--directory", str(tmp_path / "data"),
         "--htpasswd-file", str(htpasswd_file),
     )  # fmt: skip
@@ -85,7 +73,7 @@ def test_options_that_need_authentication_are_refused_without_it(
         tmp_path / "policy.toml", {"subjects": ["anonymous"], "prefixes": ["*"], "verbs": ["read"]}
     )
     option = [str(tmp_path / o) if o.endswith(".toml") else o for o in option]
-    result = _run("--directory", str(tmp_path / "data"), *option)
+    result = run_command("--directory", str(tmp_path / "data"), *option)
     assert result.returncode != 0
     assert message in result.stderr
 
@@ -94,18 +82,20 @@ def test_token_commands_create_list_and_revoke_against_a_live_server(
     server_factory: Callable[..., ServerProcess], tmp_path: Path
 ) -> None:
     data = tmp_path / "data"
-    created = _run("token", "create", "--name", "ci", "--expires", "30d", "--directory", str(data))
+    created = run_command(
+        "token", "create", "--name", "ci", "--expires", "30d", "--directory", str(data)
+    )
     assert created.returncode == 0, created.stderr
     token = created.stdout.strip()
     assert token.startswith("bindle_")
     assert "shown only once" in created.stderr
     assert token not in (data / "tokens.toml").read_text()
-    other = _run("token", "create", "--name", "other", "--directory", str(data))
-    duplicate = _run("token", "create", "--name", "ci", "--directory", str(data))
+    other = run_command("token", "create", "--name", "other", "--directory", str(data))
+    duplicate = run_command("token", "create", "--name", "ci", "--directory", str(data))
     assert duplicate.returncode != 0
     assert "exists" in duplicate.stderr
 
-    listed = _run("token", "list", "--directory", str(data))
+    listed = run_command("token", "list", "--directory", str(data))
     lines = listed.stdout.splitlines()
     assert [line.split("\t")[0] for line in lines] == ["ci", "other"]
     assert "expires" in lines[0]
@@ -117,9 +107,9 @@ def test_token_commands_create_list_and_revoke_against_a_live_server(
     assert httpx.post(f"{server.url}/_i", content=invoice, headers=bearer(token)).status_code == 201
     assert httpx.get(f"{server.url}/_q", headers=bearer(other.stdout.strip())).status_code == 200
 
-    revoked = _run("token", "revoke", "ci", "--directory", str(data))
+    revoked = run_command("token", "revoke", "ci", "--directory", str(data))
     assert revoked.returncode == 0, revoked.stderr
-    assert _run("token", "revoke", "ci", "--directory", str(data)).returncode != 0
+    assert run_command("token", "revoke", "ci", "--directory", str(data)).returncode != 0
     deadline = time.monotonic() + 10
     while httpx.get(f"{server.url}/_q", headers=bearer(token)).status_code == 200:
         assert time.monotonic() < deadline, "the server still accepts the revoked token"

@@ -7,8 +7,6 @@ import base64
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,7 +23,7 @@ from bindle_server.auth.oidc import DEVICE_SCOPES, OidcConfig, OidcVerifier
 from tests.auth.conftest import bearer, write_policy
 from tests.auth.oidc_issuer import CLIENT_ID, DEVICE_ANSWER, FakeIssuer
 from tests.factories import make_invoice
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, run_command
 
 TEAM = "example.com/team"
 
@@ -224,29 +222,15 @@ def test_login_with_the_device_endpoint_down_is_a_502(
     assert "error" in tomli.loads(response.text)
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    import os
-
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("BINDLE_")}
-    return subprocess.run(
-        [sys.executable, "-m", "bindle_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=environment | (env or {}),
-    )
-
-
 def test_start_up_refuses_some_but_not_all_oidc_settings(tmp_path: Path) -> None:
     directory = ["--directory", str(tmp_path / "data")]
-    result = _run(*directory, "--oidc-issuer-url", "http://127.0.0.1:1")
+    result = run_command(*directory, "--oidc-issuer-url", "http://127.0.0.1:1")
     assert result.returncode != 0
     assert "--oidc-client-id, --oidc-device-url missing" in result.stderr
-    result = _run(*directory, env={"BINDLE_OIDC_CLIENT_ID": CLIENT_ID})
+    result = run_command(*directory, env={"BINDLE_OIDC_CLIENT_ID": CLIENT_ID})
     assert result.returncode != 0
     assert "--oidc-issuer-url, --oidc-device-url missing" in result.stderr
-    result = _run(
+    result = run_command(
         *directory,
         "--oidc-issuer-url",
         "ftp://idp",

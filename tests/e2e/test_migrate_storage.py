@@ -4,8 +4,6 @@ brings a PostgreSQL index's schema up to date. The migrated store is then served
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,20 +17,9 @@ from bindle_server.storage import open_stores
 from bindle_server.storage.s3 import PART_SIZE
 from tests.factories import ParcelData, make_invoice, parcel
 from tests.rgw import S3Server
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, run_command
 
 ServerFactory = Callable[..., ServerProcess]
-
-
-def _command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bindle_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-        env={**os.environ, **(env or {})},
-    )
 
 
 def _fill_disk_store(
@@ -72,7 +59,7 @@ def test_disk_store_migrates_into_a_bucket_and_is_served_from_it(
     bindles, parcels = _fill_disk_store(server_factory, data_dir)
     env = s3_server.environment
 
-    first = _command(
+    first = run_command(
         "migrate-storage", "--from", f"file://{data_dir}", "--to", s3_url,
         "--index", postgres_url, env=env,
     )  # fmt: skip
@@ -81,7 +68,7 @@ def test_disk_store_migrates_into_a_bucket_and_is_served_from_it(
     assert "invoices: 3 copied" in first.stdout
     assert "rebuilt the destination's index: 3 invoice(s)" in first.stdout
 
-    again = _command("migrate-storage", "--from", str(data_dir), "--to", s3_url, env=env)
+    again = run_command("migrate-storage", "--from", str(data_dir), "--to", s3_url, env=env)
     assert again.returncode == 0, again.stderr
     assert "parcels: 0 copied (0 bytes), 3 already there" in again.stdout
     assert "invoices: 0 copied, 3 already there" in again.stdout
@@ -114,7 +101,7 @@ def test_yank_at_the_source_after_a_copy_is_carried_over_on_the_next_run(
     bindles, _ = _fill_disk_store(server_factory, data_dir)
     env = s3_server.environment
     assert (
-        _command("migrate-storage", "--from", str(data_dir), "--to", s3_url, env=env).returncode
+        run_command("migrate-storage", "--from", str(data_dir), "--to", s3_url, env=env).returncode
         == 0
     )
 
@@ -122,7 +109,7 @@ def test_yank_at_the_source_after_a_copy_is_carried_over_on_the_next_run(
     assert httpx.delete(f"{server.url}/_i/{bindles[0]}").status_code == 200
     server.stop()
 
-    rerun = _command("migrate-storage", "--from", str(data_dir), "--to", s3_url, env=env)
+    rerun = run_command("migrate-storage", "--from", str(data_dir), "--to", s3_url, env=env)
     assert rerun.returncode == 0, rerun.stderr
     assert "1 yank(s) carried over" in rerun.stdout
     key = BindleId.parse(bindles[0]).key
@@ -147,7 +134,7 @@ def test_damaged_source_parcel_is_reported_not_copied_and_exits_1(
     damaged[7] ^= 0x01
     victim.write_bytes(bytes(damaged))
 
-    result = _command(
+    result = run_command(
         "migrate-storage", "--from", str(data_dir), "--to", s3_url, env=s3_server.environment
     )
     assert result.returncode == 1
@@ -179,24 +166,24 @@ async def test_different_invoice_at_the_destination_is_left_alone_and_reported(
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:
-    not_a_store = _command("migrate-storage", "--from", str(tmp_path), "--to", "memory://")
+    not_a_store = run_command("migrate-storage", "--from", str(tmp_path), "--to", "memory://")
     assert not_a_store.returncode == 2
     assert "is not a Bindle data directory" in not_a_store.stderr
-    relative = _command("migrate-storage", "--from", "file://./storage", "--to", "memory://")
+    relative = run_command("migrate-storage", "--from", "file://./storage", "--to", "memory://")
     assert relative.returncode == 2
     assert "file:///absolute/path, or just the path" in relative.stderr
-    bad_target = _command("migrate-storage", "--from", str(tmp_path), "--to", "s3://")
+    bad_target = run_command("migrate-storage", "--from", str(tmp_path), "--to", "s3://")
     assert bad_target.returncode == 2
     assert "s3://BUCKET" in bad_target.stderr
 
 
 def test_migrate_applies_the_index_schema_once(postgres_url: str) -> None:
-    first = _command("migrate", "--index", postgres_url)
+    first = run_command("migrate", "--index", postgres_url)
     assert first.returncode == 0, first.stderr
     assert "applied migration(s) 1" in first.stdout
-    second = _command("migrate", "--index", postgres_url)
+    second = run_command("migrate", "--index", postgres_url)
     assert second.returncode == 0, second.stderr
     assert "up to date" in second.stdout
-    embedded = _command("migrate")
+    embedded = run_command("migrate")
     assert embedded.returncode == 0
     assert "SQLite" in embedded.stdout

@@ -2,29 +2,15 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Callable
 
 import httpx
 
 from tests.factories import make_invoice, parcel
 from tests.rgw import S3Server
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, run_command
 
 ServerFactory = Callable[..., ServerProcess]
-
-
-def _run(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "bindle_server", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        env={**os.environ, **env},
-    )
 
 
 def test_fsck_finds_and_quarantines_a_damaged_object_and_reindex_rebuilds(
@@ -44,7 +30,7 @@ def test_fsck_finds_and_quarantines_a_damaged_object_and_reindex_rebuilds(
         url = f"{server.url}/_i/{doc.bindle_id}@{item.sha256}"
         assert httpx.post(url, content=item.data).status_code == 200
     server.stop()
-    assert _run("fsck", *backend, env=env).returncode == 0
+    assert run_command("fsck", *backend, env=env).returncode == 0
 
     key = f"bindle/parcels/{victim.sha256}/parcel.dat"
     client = s3_server.client()
@@ -52,12 +38,12 @@ def test_fsck_finds_and_quarantines_a_damaged_object_and_reindex_rebuilds(
         damaged = bytearray(victim.data)
         damaged[3] ^= 0xFF  # what a faulty disk under the store would serve
         client.put_object(Bucket=s3_bucket, Key=key, Body=bytes(damaged))
-        report = _run("fsck", *backend, env=env)
+        report = run_command("fsck", *backend, env=env)
         assert report.returncode == 1
         assert f"parcel {victim.sha256}" in report.stdout
         assert good.sha256 not in report.stdout
 
-        repaired = _run("fsck", *backend, "--repair", env=env)
+        repaired = run_command("fsck", *backend, "--repair", env=env)
         assert repaired.returncode == 0, repaired.stdout + repaired.stderr
         keys = {item["Key"] for item in client.list_objects_v2(Bucket=s3_bucket)["Contents"]}
     finally:
@@ -65,7 +51,7 @@ def test_fsck_finds_and_quarantines_a_damaged_object_and_reindex_rebuilds(
     assert key not in keys
     assert any(k.startswith(f"bindle/quarantine/{victim.sha256}.") for k in keys)
 
-    rebuilt = _run("reindex", *backend, env=env)
+    rebuilt = run_command("reindex", *backend, env=env)
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert "indexed 1 invoice(s)" in rebuilt.stdout
 
