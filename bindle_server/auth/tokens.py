@@ -8,6 +8,7 @@ needs no slow hash; comparisons are constant-time all the same. The file
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import hmac
 import logging
@@ -16,6 +17,8 @@ import re
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -95,6 +98,25 @@ class TokenFile:
     def save(self, path: Path) -> None:
         """Write the file atomically with mode 0600 (never briefly readable by others)."""
         _write_private(path, self.dumps().encode())
+
+    @classmethod
+    @contextmanager
+    def edit(cls, path: Path) -> Iterator[TokenFile]:
+        """The file's tokens, to change and save, under an exclusive lock.
+
+        Two `token create` commands at once (on one machine, or on nodes sharing the
+        file) would otherwise both read, both add, and the second write would drop the
+        first token. Nothing is saved when the block raises.
+        """
+        path.parent.mkdir(parents=True, exist_ok=True)
+        lock = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            tokens = cls.load(path) if path.exists() else cls()
+            yield tokens
+            tokens.save(path)
+        finally:
+            os.close(lock)  # releases the lock
 
     def create(self, name: str, lifetime: timedelta | None, now: datetime) -> str:
         """Add a token called `name`; return its value (shown once, never stored)."""

@@ -428,11 +428,10 @@ def token_create(
     path = settings.tokens_path
     try:
         lifetime = parse_duration(expires) if expires is not None else None
-        tokens = TokenFile.load(path) if path.exists() else TokenFile()
-        value = tokens.create(name, lifetime, datetime.now(UTC))
+        with TokenFile.edit(path) as tokens:
+            value = tokens.create(name, lifetime, datetime.now(UTC))
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    tokens.save(path)
     entry = tokens.entries[-1]
     until = f"expires {entry.expires.isoformat()}" if entry.expires else "does not expire"
     typer.echo(f"created token {name!r} in {path} ({until}); it is shown only once:", err=True)
@@ -478,12 +477,11 @@ def token_revoke(
     settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
     path = settings.tokens_path
     try:
-        tokens = TokenFile.load(path) if path.exists() else TokenFile()
+        with TokenFile.edit(path) as tokens:
+            if not tokens.revoke(name):
+                raise typer.BadParameter(f"no token named {name!r} in {path}")
     except BindleError as exc:
         raise typer.BadParameter(str(exc)) from None
-    if not tokens.revoke(name):
-        raise typer.BadParameter(f"no token named {name!r} in {path}")
-    tokens.save(path)
     typer.echo(f"revoked token {name!r}")
 
 

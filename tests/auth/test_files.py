@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import stat
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -118,3 +120,42 @@ def test_policy_file_that_is_not_toml_is_refused(tmp_path: Path) -> None:
     path.write_text("[[rule]\n")
     with pytest.raises(InvalidAuthConfig, match="not valid TOML"):
         Policy.load(path)
+
+
+def test_token_file_edits_are_serialised_so_none_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    inside = threading.Event()
+    order: list[str] = []
+
+    def first() -> None:
+        with TokenFile.edit(path) as tokens:
+            tokens.create("first", None, datetime.now(UTC))
+            inside.set()
+            time.sleep(0.3)  # the second editor arrives meanwhile and must wait
+            order.append("first saves")
+
+    def second() -> None:
+        inside.wait(5)
+        with TokenFile.edit(path) as tokens:
+            order.append("second reads")
+            tokens.create("second", None, datetime.now(UTC))
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert order == ["first saves", "second reads"]
+    assert [entry.name for entry in TokenFile.load(path).entries] == ["first", "second"]
+
+
+def test_a_failed_token_edit_saves_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "tokens.toml"
+    with TokenFile.edit(path) as tokens:
+        tokens.create("ci", None, datetime.now(UTC))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match="exists"), TokenFile.edit(path) as tokens:
+        tokens.revoke("ci")
+        tokens.create("ci", None, datetime.now(UTC))
+        tokens.create("ci", None, datetime.now(UTC))
+    assert path.read_bytes() == before
