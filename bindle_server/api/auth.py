@@ -25,6 +25,7 @@ from bindle_server.auth import (
 )
 from bindle_server.auth.authn import REQUIRED
 from bindle_server.auth.oidc import OidcConfig, OidcVerifier
+from bindle_server.auth.reloading import ReloadingFile
 from bindle_server.config import Settings
 from bindle_server.errors import AccessDenied, InvalidAuthConfig
 
@@ -35,7 +36,7 @@ class AuthSetup:
 
     authenticator: Authenticator
     authorizer: Authorizer
-    htpasswd: Htpasswd | None = None
+    htpasswd: ReloadingFile[Htpasswd] | None = None
     tokens: TokenRegistry | None = None
     oidc: OidcVerifier | None = None
 
@@ -50,7 +51,8 @@ class AuthSetup:
         modes = []
         if self.htpasswd is not None:
             modes.append(
-                f"HTTP Basic ({len(self.htpasswd.hashes)} user(s) in {self.htpasswd.path})"
+                f"HTTP Basic ({len(self.htpasswd.value.hashes)} user(s) in {self.htpasswd.path}, "
+                "reloaded when it changes)"
             )
         if self.tokens is not None:
             modes.append(f"bearer tokens ({len(self.tokens)} in {self.tokens.path})")
@@ -73,7 +75,11 @@ def open_auth(settings: Settings) -> AuthSetup:
     settings) or the token file exists (even with every token revoked: deleting the
     file, not revoking, turns token auth off). OIDC makes no network request here.
     """
-    htpasswd = Htpasswd.load(settings.htpasswd_file) if settings.htpasswd_file else None
+    htpasswd = (
+        ReloadingFile(settings.htpasswd_file, Htpasswd.load, Htpasswd.empty(), "htpasswd users")
+        if settings.htpasswd_file
+        else None
+    )
     tokens_path = settings.tokens_path
     tokens = TokenRegistry.open(tokens_path) if tokens_path.exists() else None
     oidc_config = OidcConfig.from_settings(

@@ -20,6 +20,7 @@ import anyio
 
 from bindle_server.auth.htpasswd import Htpasswd
 from bindle_server.auth.identity import ANONYMOUS, Identity, token, user
+from bindle_server.auth.reloading import ReloadingFile
 from bindle_server.auth.tokens import TokenRegistry
 from bindle_server.errors import Unauthenticated
 
@@ -72,6 +73,9 @@ class _SuccessCache:
         self._entries.move_to_end(key)
         return identity
 
+    def clear(self) -> None:
+        self._entries.clear()
+
     def put(self, key: bytes, identity: Identity) -> None:
         self._entries[key] = (time.monotonic() + self.ttl, identity)
         self._entries.move_to_end(key)
@@ -94,7 +98,7 @@ class Authenticator:
 
     def __init__(
         self,
-        htpasswd: Htpasswd | None = None,
+        htpasswd: ReloadingFile[Htpasswd] | None = None,
         bearers: tuple[BearerVerifier, ...] = (),
         *,
         cache_ttl: float = 60.0,
@@ -137,6 +141,9 @@ class Authenticator:
     async def _basic(self, credential: str) -> Identity:
         assert self.htpasswd is not None
         key = hashlib.sha256(credential.encode()).digest()
+        if self.htpasswd.refresh_due() and await anyio.to_thread.run_sync(self.htpasswd.refresh):
+            # A removed user or a changed password must not live on in the cache.
+            self._cache.clear()
         cached = self._cache.get(key)
         if cached is not None:
             return cached
@@ -144,7 +151,9 @@ class Authenticator:
         if basic is None:
             raise self.refuse()
         # bcrypt takes tens of milliseconds by design: never on the event loop.
-        verified = await anyio.to_thread.run_sync(self.htpasswd.verify, basic.user, basic.password)
+        verified = await anyio.to_thread.run_sync(
+            self.htpasswd.value.verify, basic.user, basic.password
+        )
         if not verified:
             raise self.refuse()
         identity = user(basic.user)

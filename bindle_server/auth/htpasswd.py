@@ -71,6 +71,11 @@ class Htpasswd:
         dummy = bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=cost))
         return cls(path, hashes, dummy)
 
+    @classmethod
+    def empty(cls) -> Htpasswd:
+        """No users: what a server goes on with while its file is broken or gone."""
+        return cls(Path(), {}, bcrypt.hashpw(b"no such user", bcrypt.gensalt(rounds=10)))
+
     def verify(self, user: str, password: str) -> bool:
         """Whether `password` is `user`'s; blocking (bcrypt), run it in a worker thread."""
         hashed = self.hashes.get(user)

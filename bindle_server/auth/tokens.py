@@ -15,8 +15,6 @@ import logging
 import os
 import re
 import secrets
-import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +25,7 @@ from typing import Any
 import tomli
 import tomli_w
 
+from bindle_server.auth.reloading import ReloadingFile
 from bindle_server.errors import InvalidAuthConfig
 
 log = logging.getLogger(__name__)
@@ -148,57 +147,27 @@ class TokenFile:
 
 
 class TokenRegistry:
-    """The server's view of the token file, reloaded when the file changes.
+    """The server's view of the token file, reloaded when the file changes."""
 
-    `refresh` is blocking (a stat, and a read after a change); callers run it in a worker
-    thread when `refresh_due` says so, at most once a second. A file that disappears or no
-    longer parses counts as holding no tokens: a broken revoke must not leave tokens valid.
-    """
-
-    INTERVAL = 1.0
-
-    def __init__(self, path: Path, tokens: TokenFile) -> None:
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self._tokens = tokens
-        self._lock = threading.Lock()
-        self._signature = _signature(path)
-        self._checked = time.monotonic()
+        self._file = ReloadingFile(path, TokenFile.load, TokenFile(), "bearer tokens")
 
     @classmethod
     def open(cls, path: Path) -> TokenRegistry:
-        return cls(path, TokenFile.load(path))
+        return cls(path)
 
     def __len__(self) -> int:
-        return len(self._tokens.entries)
+        return len(self._file.value.entries)
 
     def refresh_due(self) -> bool:
-        return time.monotonic() - self._checked >= self.INTERVAL
+        return self._file.refresh_due()
 
     def refresh(self) -> None:
-        with self._lock:
-            self._checked = time.monotonic()
-            signature = _signature(self.path)
-            if signature == self._signature:
-                return
-            self._signature = signature
-            try:
-                self._tokens = TokenFile.load(self.path)
-            except InvalidAuthConfig as exc:
-                log.error("%s; no bearer token is accepted until it is fixed", exc.message)
-                self._tokens = TokenFile()
-                return
-            log.info("reloaded %d bearer token(s) from %s", len(self._tokens.entries), self.path)
+        self._file.refresh()
 
     def match(self, token: str) -> TokenEntry | None:
-        return self._tokens.match(token, datetime.now(UTC))
-
-
-def _signature(path: Path) -> tuple[int, int, int] | None:
-    try:
-        stat = path.stat()
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns, stat.st_size
+        return self._file.value.match(token, datetime.now(UTC))
 
 
 def _table_list(document: dict[str, Any], path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,8 @@ import tomli
 from fastapi.testclient import TestClient
 
 from bindle_server.auth import tokens as tokens_module
-from tests.auth.conftest import basic, bearer
+from bindle_server.auth.reloading import ReloadingFile
+from tests.auth.conftest import basic, bcrypt_entry, bearer
 from tests.factories import make_invoice
 
 BASIC_CHALLENGE = 'Basic realm="bindle", charset="UTF-8"'
@@ -159,7 +160,7 @@ def test_revoked_token_is_refused_by_the_running_server(
     data_dir: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(tokens_module.TokenRegistry, "INTERVAL", 0.0)
+    monkeypatch.setattr(ReloadingFile, "INTERVAL", 0.0)
     token = make_token("ci")
     api = app_factory()
     assert api.get("/_q", headers=bearer(token)).status_code == 200
@@ -172,6 +173,35 @@ def test_revoked_token_is_refused_by_the_running_server(
         assert time.monotonic() < deadline, "the revoked token is still accepted"
         time.sleep(0.05)
     assert api.get("/_q", headers=bearer(token)).status_code == 401
+
+
+def test_htpasswd_changes_reach_the_running_server(
+    app_factory: Callable[..., TestClient],
+    htpasswd_file: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(ReloadingFile, "INTERVAL", 0.0)
+    api = app_factory(htpasswd_file=htpasswd_file)
+    assert api.get("/_q", headers=basic("alice", "alice-secret")).status_code == 200
+    assert api.get("/_q", headers=basic("dave", "dave-secret")).status_code == 401
+
+    # What `htpasswd -D alice` then `htpasswd -B FILE dave` leave: alice is gone (her
+    # cached success must not outlive her), dave is in, bob is untouched.
+    kept = [line for line in htpasswd_file.read_text().splitlines() if line.startswith("bob:")]
+    htpasswd_file.write_text("\n".join([*kept, bcrypt_entry("dave", "dave-secret")]) + "\n")
+    deadline = time.monotonic() + 5
+    while api.get("/_q", headers=basic("dave", "dave-secret")).status_code != 200:
+        assert time.monotonic() < deadline, "the new user is still refused"
+        time.sleep(0.05)
+    assert api.get("/_q", headers=basic("alice", "alice-secret")).status_code == 401
+    assert api.get("/_q", headers=basic("bob", "bob-secret")).status_code == 200
+
+    htpasswd_file.write_text("dave:{SHA}not-bcrypt\n")  # a broken edit grants nothing
+    deadline = time.monotonic() + 5
+    while api.get("/_q", headers=basic("dave", "dave-secret")).status_code != 401:
+        assert time.monotonic() < deadline, "a broken htpasswd file still grants access"
+        time.sleep(0.05)
+    assert api.get("/_q", headers=basic("bob", "bob-secret")).status_code == 401
 
 
 def test_head_is_a_read_like_get(
