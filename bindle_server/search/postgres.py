@@ -163,16 +163,23 @@ class PostgresIndex:
 
     async def query(self, query: Query) -> QueryPage:
         statements = build_query(query, POSTGRES)
-        async with self._connection() as db, db.transaction():
-            # One snapshot for the total and the page.
-            await db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            cursor = await db.execute(statements.count, statements.count_args)
-            row = await cursor.fetchone()
-            total = int(row[0]) if row else 0
-            documents: list[str] = []
-            if statements.page is not None and query.offset < total:
-                cursor = await db.execute(statements.page, statements.page_args)
-                documents = [document for (document,) in await cursor.fetchall()]
+        if statements.page is None:
+            sql, args = statements.count, statements.count_args
+        else:
+            # Count and page in one statement: one snapshot for both without a transaction,
+            # and one round trip instead of five. The LEFT JOIN keeps the total when the
+            # page is empty (an offset past the end).
+            sql = (
+                f"SELECT counted.total, page.document FROM ({statements.count}) AS "
+                f"counted(total) LEFT JOIN LATERAL ({statements.page}) AS page ON true "
+                'ORDER BY page.bindle_id COLLATE "C"'
+            )
+            args = [*statements.count_args, *statements.page_args]
+        async with self._connection() as db:
+            cursor = await db.execute(sql, args)
+            rows = await cursor.fetchall()
+        total = int(rows[0][0]) if rows else 0
+        documents = [row[1] for row in rows if len(row) > 1 and row[1] is not None]
         return QueryPage(total=total, documents=documents)
 
     async def clear(self) -> None:

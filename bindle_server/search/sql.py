@@ -61,7 +61,8 @@ def build_query(query: Query, dialect: Dialect) -> QuerySql:
     page = None
     if query.limit:
         page = (
-            f"SELECT document FROM invoices {where} "
+            # bindle_id too: a statement that embeds this one orders by it again.
+            f"SELECT document, bindle_id FROM invoices {where} "
             f"ORDER BY {dialect.order_by} LIMIT {mark} OFFSET {mark}"
         )
     return QuerySql(
