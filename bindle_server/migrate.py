@@ -79,21 +79,22 @@ async def copy_store(
     """Copy every parcel, then every invoice, of `source` into `target`."""
     report = CopyReport()
     shown = progress or _Silent()
-    limiter = anyio.CapacityLimiter(jobs)
+    # Taken before a task starts and given back when it ends, so that at most `jobs`
+    # copies exist at once: a store of millions of parcels never becomes millions of
+    # waiting tasks.
+    slots = anyio.Semaphore(jobs)
 
     async def one_parcel(sha256: str) -> None:
-        async with limiter:
-            try:
-                await _copy_parcel(source, target, sha256, report, verify, shown)
-            except BindleError as exc:
-                report.problems.append(f"parcel {sha256}: {exc}")
+        try:
+            await _copy_parcel(source, target, sha256, report, verify, shown)
+        except BindleError as exc:
+            report.problems.append(f"parcel {sha256}: {exc}")
+        finally:
+            slots.release()
 
     async with anyio.create_task_group() as group:
         async for sha256 in source.parcels.digests():
-            # Start no more tasks than can run: a store of millions of parcels must not
-            # become millions of waiting tasks.
-            await limiter.acquire()
-            limiter.release()
+            await slots.acquire()
             group.start_soon(one_parcel, sha256)
 
     async for key, document in source.invoices.scan():

@@ -4,9 +4,10 @@ brings a PostgreSQL index's schema up to date. The migrated store is then served
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 import tomli
@@ -187,3 +188,41 @@ def test_migrate_applies_the_index_schema_once(postgres_url: str) -> None:
     embedded = run_command("migrate")
     assert embedded.returncode == 0
     assert "SQLite" in embedded.stdout
+
+
+@pytest.mark.anyio
+async def test_the_listing_runs_no_further_ahead_of_finished_copies_than_jobs(
+    tmp_path: Path,
+) -> None:
+    # Each digest listed becomes a task; with millions of parcels, listing far ahead of
+    # the copies would hold millions of waiting tasks.
+    source, target = open_stores(str(tmp_path / "a")), open_stores(str(tmp_path / "b"))
+    items = [parcel(f"parcel {n}".encode() * 500) for n in range(12)]
+    for item in items:
+        await source.parcels.write(item.sha256, item.size, _chunks(item.data))
+    listed = finished = ahead = 0
+    real_digests, real_write = source.parcels.digests, target.parcels.write
+
+    async def counting_digests() -> AsyncIterator[str]:
+        nonlocal listed, ahead
+        async for sha256 in real_digests():
+            listed += 1
+            ahead = max(ahead, listed - finished)
+            yield sha256
+
+    async def counting_write(sha256: str, size: int, chunks: AsyncIterable[bytes]) -> bool:
+        nonlocal finished
+        await anyio.sleep(0.01)  # a copy takes a while; the listing must wait for it
+        stored = await real_write(sha256, size, chunks)
+        finished += 1
+        return stored
+
+    source.parcels.digests = counting_digests  # type: ignore[method-assign]
+    target.parcels.write = counting_write  # type: ignore[method-assign]
+    report = await copy_store(source, target, jobs=2)
+    assert report.parcels_copied == 12
+    assert ahead <= 3  # the two copies under way, and the digest waiting for a slot
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
