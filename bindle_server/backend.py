@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 from bindle_server.search.index import Index
 from bindle_server.search.registry import open_index
-from bindle_server.storage import ParcelStore, Stores, open_stores
+from bindle_server.storage import ParcelStore, StoredObject, Stores, open_stores
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +131,15 @@ class IndexedParcels:
         await self._store.quarantine(sha256)
         await self._index.remove_parcel(sha256)
         self._recorded.pop(sha256, None)
+
+    def inventory(self) -> AsyncIterator[StoredObject]:
+        return self._store.inventory()
+
+    async def delete(self, sha256: str) -> None:
+        # The record goes first: a parcel recorded but gone would be reported stored.
+        await self._index.remove_parcel(sha256)
+        self._recorded.pop(sha256, None)
+        await self._store.delete(sha256)
 
     async def refill(self) -> int:
         batch: list[tuple[str, int]] = []

@@ -6,11 +6,24 @@ import ipaddress
 import logging
 import os
 from pathlib import Path
+from typing import Annotated
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, BeforeValidator, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bindle_server.model.duration import parse_duration
+
 DEFAULT_ADDRESS = "127.0.0.1:8080"
+
+
+def _seconds(value: object) -> object:
+    """A duration setting: `30s`, `15m`, `1h`, `14d` (or a number of seconds)."""
+    if isinstance(value, str) and value and not value.replace(".", "", 1).isdigit():
+        return parse_duration(value).total_seconds()
+    return value
+
+
+Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 
 
 class Settings(BaseSettings):
@@ -117,6 +130,32 @@ class Settings(BaseSettings):
         gt=0,
         description="seconds between a node's clean-up rounds: settling index entries of "
         "writes whose writer died, and aborting parcel uploads abandoned in a bucket",
+    )
+    atomic_push: bool = Field(
+        default=False,
+        description="hide an invoice until all its parcels are stored (pending: GET answers "
+        "404 and _q leaves it out), then show it in one step",
+    )
+    pending_ttl: Duration = Field(
+        default=24 * 3600.0,
+        description="a pending invoice untouched this long expires (30s, 15m, 1h, 14d)",
+    )
+    max_parcel_bytes: int | None = Field(
+        default=None,
+        gt=0,
+        description="largest parcel an invoice may declare (413 at create) [default: unlimited]",
+    )
+    retention: Path | None = Field(
+        default=None,
+        description="retention policy (TOML [[rule]] tables) that garbage collection applies",
+    )
+    gc_interval: Duration | None = Field(
+        default=None,
+        description="run garbage collection this often while serving (e.g. 1h) [default: off]",
+    )
+    gc_grace: Duration = Field(
+        default=3600.0,
+        description="garbage collection never removes parcels stored more recently than this",
     )
     tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
     tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")

@@ -11,10 +11,13 @@ BindleError
 │   └── DigestMismatch           uploaded bytes do not hash to the parcel's digest
 ├── NotFound
 │   ├── InvoiceNotFound
+│   ├── InvoicePending           atomic pushes: the invoice waits for parcels, hidden until then
 │   └── ParcelNotFound           listed by the invoice but not uploaded yet
 ├── InvoiceYanked                the invoice is yanked and the caller did not ask for yanked
 ├── AlreadyExists
 │   ├── InvoiceExists
+│   │   ├── InvoiceConflict      another invoice is pending under this bindle id
+│   │   └── InvoicePurged        the id was purged; only the purged content may come back
 │   └── ParcelExists
 ├── YankedOnCreate               an invoice submitted with `yanked = true`
 ├── RangeNotSatisfiable          a `Range` that lies outside the parcel
@@ -25,7 +28,9 @@ BindleError
 ├── StoredInvoiceDamaged         a stored invoice file no longer parses (run fsck)
 ├── Unauthenticated              credentials missing where required, or not valid
 ├── AccessDenied                 authenticated, but the policy does not allow the verb here
+├── PurgeDisabled                purge over HTTP on a server without authentication
 ├── InvalidAuthConfig            an htpasswd, token or policy file the server cannot use
+├── InvalidRetentionPolicy       a retention policy file the server cannot use
 └── AuthProviderUnavailable      the OIDC provider cannot be reached or answers nonsense
 """
 
@@ -99,9 +104,22 @@ class NotFound(BindleError):
 class InvoiceNotFound(NotFound):
     """No invoice is stored under this bindle id."""
 
-    def __init__(self, bindle_id: str) -> None:
-        super().__init__(f"invoice {bindle_id} not found")
+    def __init__(self, bindle_id: str, purged_at: str | None = None) -> None:
+        note = f": it was purged at {purged_at}" if purged_at else ""
+        super().__init__(f"invoice {bindle_id} not found{note}")
         self.bindle_id = bindle_id
+
+
+class InvoicePending(NotFound):
+    """With atomic pushes, an invoice whose parcels are not all stored yet is not served."""
+
+    def __init__(self, bindle_id: str, missing: int) -> None:
+        super().__init__(
+            f"bindle {bindle_id} is pending: {missing} parcel(s) missing; it becomes "
+            f"visible once they are uploaded (GET /v1/_r/missing/{bindle_id} lists them)"
+        )
+        self.bindle_id = bindle_id
+        self.missing = missing
 
 
 class ParcelNotFound(NotFound):
@@ -130,6 +148,33 @@ class InvoiceExists(AlreadyExists):
     def __init__(self, bindle_id: str) -> None:
         super().__init__(f"resource already exists: invoice {bindle_id}")
         self.bindle_id = bindle_id
+
+
+class InvoiceConflict(InvoiceExists):
+    """A different invoice is pending under the bindle id being created."""
+
+    def __init__(self, bindle_id: str, difference: str) -> None:
+        AlreadyExists.__init__(
+            self,
+            f"resource already exists: a different invoice {bindle_id} is pending "
+            f"({difference}); re-send the same invoice to resume its push",
+        )
+        self.bindle_id = bindle_id
+        self.difference = difference
+
+
+class InvoicePurged(InvoiceExists):
+    """The bindle id was purged; it may be pushed again only with the purged content."""
+
+    def __init__(self, bindle_id: str, purged_at: str) -> None:
+        AlreadyExists.__init__(
+            self,
+            f"resource already exists: bindle {bindle_id} was purged at {purged_at} and its "
+            "id cannot be reused with other content (an operator may lift this with "
+            f"`bindle-server purge --forget {bindle_id}`)",
+        )
+        self.bindle_id = bindle_id
+        self.purged_at = purged_at
 
 
 class ParcelExists(AlreadyExists):
@@ -200,6 +245,20 @@ class AccessDenied(BindleError):
         self.subject = subject
         self.verb = verb
         self.name = name
+
+
+class PurgeDisabled(BindleError):
+    """Purge over HTTP is refused on a server that does not authenticate its callers."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "purge over HTTP needs authentication (and the `purge` verb in the policy); "
+            "on this server an operator purges with `bindle-server purge ID`"
+        )
+
+
+class InvalidRetentionPolicy(BindleError):
+    """A retention policy file cannot be used; found at start-up or by `gc`."""
 
 
 class InvalidAuthConfig(BindleError):

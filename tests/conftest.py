@@ -129,3 +129,17 @@ def s3_bucket(s3_server: rgw.S3Server, monkeypatch: pytest.MonkeyPatch) -> Itera
 def s3_url(s3_server: rgw.S3Server, s3_bucket: str) -> str:
     """Storage URL of an empty bucket (under a prefix, as deployments often use)."""
     return s3_server.url(s3_bucket, "bindle")
+
+
+BACKENDS = ["disk", "s3+postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> dict[str, str]:
+    """Settings that select the backend under test (parametrizes the test over both)."""
+    if request.param == "disk":
+        return {}
+    return {
+        "storage": request.getfixturevalue("s3_url"),
+        "index": request.getfixturevalue("postgres_url"),
+    }

@@ -20,9 +20,20 @@ ALLOWED = {
     "fsck": {"model", "storage", "search", "service"},
     "backend": {"storage", "search"},
     "migrate": {"model", "storage"},
-    "config": set(),
+    "lifecycle": {"model", "storage", "search", "service"},
+    "config": {"model"},
     "auth": {"model"},
-    "api": {"model", "storage", "search", "signing", "service", "config", "auth", "backend"},
+    "api": {
+        "model",
+        "storage",
+        "search",
+        "signing",
+        "service",
+        "config",
+        "auth",
+        "backend",
+        "lifecycle",
+    },
     "client": {"model", "signing"},
     "cli": {
         "model",
@@ -37,6 +48,7 @@ ALLOWED = {
         "client",
         "backend",
         "migrate",
+        "lifecycle",
     },
 }
 # The `bindle` command goes only through the client library (plus keys and invoices).
@@ -51,6 +63,7 @@ FORBIDDEN_EXTERNAL = {
     "service": {"fastapi", "starlette", "uvicorn"},
     "backend": {"fastapi", "starlette", "uvicorn"},
     "migrate": {"fastapi", "starlette", "uvicorn"},
+    "lifecycle": {"fastapi", "starlette", "uvicorn"},
     "auth": {"fastapi", "starlette", "uvicorn", "sqlite3"},
     "client": {"fastapi", "starlette", "uvicorn", "typer", "sqlite3"},
 }

@@ -19,6 +19,14 @@ from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.routes import health, invoices, keys, login, query, relationships
 from bindle_server.backend import open_backend
 from bindle_server.config import Settings, configure_logging
+from bindle_server.lifecycle.collector import (
+    CollectorBusy,
+    CollectorSettings,
+    collect,
+    expire_pending,
+)
+from bindle_server.lifecycle.retention import RetentionPolicy
+from bindle_server.model.duration import format_duration
 from bindle_server.search.registry import redact
 from bindle_server.service import BindleService
 from bindle_server.signing import HostSigning, open_host_signing
@@ -39,16 +47,42 @@ def open_signing(settings: Settings) -> HostSigning:
 
 
 async def _maintain(
-    service: BindleService, maintain_stores: Callable[[], Awaitable[None]], interval: float
+    service: BindleService,
+    maintain_stores: Callable[[], Awaitable[None]],
+    interval: float,
+    pending_ttl: float,
 ) -> None:
-    """Clean up after writers that died, every `interval` seconds, for as long as we serve."""
+    """Clean up after writers that died and expire abandoned pending pushes, every
+    `interval` seconds, for as long as we serve."""
     while True:
         await asyncio.sleep(interval)
         try:
             await service.settle_interrupted()
+            await expire_pending(service, pending_ttl)
             await maintain_stores()
         except Exception:  # a failed round is retried at the next; serving goes on
             log.exception("maintenance round failed")
+
+
+async def _collect_periodically(
+    service: BindleService, settings: CollectorSettings, interval: float
+) -> None:
+    """Garbage collection every `interval` seconds; of several processes or nodes, the
+    one that takes the lease runs it."""
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            await collect(service, settings)
+        except CollectorBusy as exc:
+            log.info("garbage collection skipped: %s", exc)
+        except Exception:  # retried at the next interval; serving goes on
+            log.exception("garbage collection failed")
+
+
+def collector_settings(settings: Settings) -> CollectorSettings:
+    """The collector's settings from the server's (raises InvalidRetentionPolicy)."""
+    retention = RetentionPolicy.load(settings.retention) if settings.retention else None
+    return CollectorSettings(settings.pending_ttl, settings.gc_grace, retention)
 
 
 def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
@@ -62,11 +96,17 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing = open_signing(settings)
         auth = open_auth(settings)
+        gc_settings = collector_settings(settings)
         async with open_backend(
             settings.storage_url, settings.index, start_stores=not backend_checked
         ) as backend:
             service = BindleService(
-                backend.stores, backend.index, signing, max_parcels=settings.max_parcels
+                backend.stores,
+                backend.index,
+                signing,
+                max_parcels=settings.max_parcels,
+                max_parcel_bytes=settings.max_parcel_bytes,
+                atomic_push=settings.atomic_push,
             )
             await service.recover()
             app.state.service = service
@@ -76,15 +116,30 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
             log.info("query index: %s", redact(settings.index) if settings.index else "SQLite")
             log.info("signing: %s", signing.describe())
             log.info("authentication: %s", auth.describe())
-            maintenance = asyncio.create_task(
-                _maintain(service, backend.stores.maintain, settings.maintenance_interval)
-            )
+            log.info("lifecycle: %s", _describe_lifecycle(settings, gc_settings))
+            tasks = [
+                asyncio.create_task(
+                    _maintain(
+                        service,
+                        backend.stores.maintain,
+                        settings.maintenance_interval,
+                        settings.pending_ttl,
+                    )
+                )
+            ]
+            if settings.gc_interval:
+                tasks.append(
+                    asyncio.create_task(
+                        _collect_periodically(service, gc_settings, settings.gc_interval)
+                    )
+                )
             try:
                 yield
             finally:
-                maintenance.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await maintenance
+                for task in tasks:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
 
     app = FastAPI(
         title="Bindle server",
@@ -104,6 +159,16 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     app.include_router(login.router, prefix=API_PREFIX)
     app.include_router(health.router)
     return app
+
+
+def _describe_lifecycle(settings: Settings, gc: CollectorSettings) -> str:
+    pushes = "atomic pushes" if settings.atomic_push else "pushes visible at once"
+    every = f"every {format_duration(settings.gc_interval)}" if settings.gc_interval else "off"
+    policy = gc.retention.describe() if gc.retention else "none"
+    return (
+        f"{pushes}, pending TTL {format_duration(settings.pending_ttl)}; garbage collection "
+        f"{every}, grace {format_duration(settings.gc_grace)}, retention {policy}"
+    )
 
 
 def app_from_environment() -> FastAPI:

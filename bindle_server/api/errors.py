@@ -30,6 +30,7 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
     errors.StoredInvoiceDamaged: 500,
     errors.Unauthenticated: 401,
     errors.AccessDenied: 403,
+    errors.PurgeDisabled: 403,
     errors.AuthProviderUnavailable: 502,
 }
 

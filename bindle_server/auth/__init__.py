@@ -4,7 +4,8 @@ from bindle_server.auth.authn import Authenticator, BearerVerifier, TokenVerifie
 from bindle_server.auth.authz import Authorizer, Policy, Rule, Verb
 from bindle_server.auth.htpasswd import Htpasswd
 from bindle_server.auth.identity import ANONYMOUS, Identity, IdentityKind
-from bindle_server.auth.tokens import TokenEntry, TokenFile, TokenRegistry, parse_duration
+from bindle_server.auth.tokens import TokenEntry, TokenFile, TokenRegistry
+from bindle_server.model.duration import parse_duration
 
 __all__ = [
     "ANONYMOUS",

@@ -13,7 +13,9 @@ with valid credentials) and `anonymous` (everyone, with or without credentials; 
 only). Prefixes are plain string prefixes of the bindle name (`example.com/team/` covers
 `example.com/team/app` but `example.com/team` also covers `example.com/teamwork`); `*`
 stands for every name. Verbs: `read` (invoices, parcels through them, query, missing),
-`create` (invoices and parcels), `yank`. Anything not granted is refused.
+`create` (invoices and parcels), `yank`, `purge` (hard delete). Anything not granted is
+refused; `purge` is irreversible, so only a rule that names it grants it (never the
+"no policy: authenticated callers may do everything" default).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ class Verb(StrEnum):
     READ = "read"
     CREATE = "create"
     YANK = "yank"
+    PURGE = "purge"
 
 
 @dataclass(frozen=True)
@@ -126,7 +129,7 @@ class Authorizer:
         if verb is Verb.READ and self.anonymous_read:
             return True
         if self.policy is None:
-            return not identity.is_anonymous
+            return not identity.is_anonymous and verb is not Verb.PURGE
         return self.policy.allows(identity, verb, name)
 
     def may_ever(self, identity: Identity, verb: Verb) -> bool:
@@ -176,7 +179,7 @@ def _rule(rule: dict[str, Any], where: str) -> Rule:
             verbs.add(Verb(verb))
         except ValueError:
             raise InvalidAuthConfig(
-                f"{where}: unknown verb {verb!r}; expected read, create or yank"
+                f"{where}: unknown verb {verb!r}; expected read, create, yank or purge"
             ) from None
     if "anonymous" in subjects and verbs - {Verb.READ}:
         raise InvalidAuthConfig(f"{where}: anonymous callers may only be granted read")

@@ -33,17 +33,7 @@ log = logging.getLogger(__name__)
 FILE_VERSION = 1
 TOKEN_PREFIX = "bindle_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-_DURATION = re.compile(r"^(\d{1,6})([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _HEADER = "# bindle-server bearer tokens: only SHA-256 hashes of the tokens are kept here.\n"
-
-
-def parse_duration(text: str) -> timedelta:
-    """`30d`, `12h`, `45m`, `2w` or `90s` as a timedelta."""
-    match = _DURATION.match(text.strip())
-    if match is None or int(match.group(1)) == 0:
-        raise ValueError(f"invalid duration {text!r}: expected a number and s, m, h, d or w (30d)")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def token_digest(token: str) -> str:

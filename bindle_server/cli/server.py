@@ -10,8 +10,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import uvicorn
+from pydantic import ValidationError
 
 from bindle_server import __version__
+from bindle_server.cli.options import (
+    AtomicPushOption,
+    GcGraceOption,
+    GcIntervalOption,
+    MaxParcelBytesOption,
+    PendingTtlOption,
+    RetentionOption,
+)
 from bindle_server.config import DEFAULT_ADDRESS, Settings, configure_logging
 from bindle_server.errors import BindleError
 
@@ -224,9 +233,17 @@ LogLevelOption = Annotated[
 def _override(settings: Settings | None, **values: Any) -> Settings:
     """Settings from the environment (or `settings`), with the options that were given."""
     given = {name: value for name, value in values.items() if value is not None}
-    if settings is None:
-        return Settings(**given)
-    return Settings.model_validate({**settings.model_dump(), **given}) if given else settings
+    try:
+        if settings is None:
+            return Settings(**given)
+        return Settings.model_validate({**settings.model_dump(), **given}) if given else settings
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{str(error['loc'][0]).replace('_', '-')}: "
+            + error["msg"].removeprefix("Value error, ")
+            for error in exc.errors()
+        )
+        raise typer.BadParameter(problems) from None
 
 
 def _version(value: bool) -> None:
@@ -266,6 +283,12 @@ def main_command(
     oidc_device_url: OidcDeviceUrlOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    atomic_push: AtomicPushOption = None,
+    pending_ttl: PendingTtlOption = None,
+    max_parcel_bytes: MaxParcelBytesOption = None,
+    retention: RetentionOption = None,
+    gc_interval: GcIntervalOption = None,
+    gc_grace: GcGraceOption = None,
     workers: WorkersOption = 1,
     log_level: LogLevelOption = "info",
     version: Annotated[
@@ -300,6 +323,12 @@ def serve(
     oidc_device_url: OidcDeviceUrlOption = None,
     tls_cert: TlsCertOption = None,
     tls_key: TlsKeyOption = None,
+    atomic_push: AtomicPushOption = None,
+    pending_ttl: PendingTtlOption = None,
+    max_parcel_bytes: MaxParcelBytesOption = None,
+    retention: RetentionOption = None,
+    gc_interval: GcIntervalOption = None,
+    gc_grace: GcGraceOption = None,
     workers: WorkersOption = 1,
     log_level: LogLevelOption = "info",
 ) -> None:
@@ -604,7 +633,12 @@ def _stderr_is_terminal() -> bool:
 
 
 def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
-    from bindle_server.api.app import create_app, freeze_startup_objects, open_signing
+    from bindle_server.api.app import (
+        collector_settings,
+        create_app,
+        freeze_startup_objects,
+        open_signing,
+    )
     from bindle_server.api.auth import open_auth
     from bindle_server.search.registry import check_index_url
 
@@ -617,6 +651,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         open_signing(settings)
         auth = open_auth(settings)
         check_index_url(settings.index)
+        collector_settings(settings)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
     _check_backend(settings)
@@ -719,7 +754,7 @@ async def _reindex(settings: Settings) -> tuple[int, int]:
     from bindle_server.service import rebuild_index
 
     async with open_backend(settings.storage_url, settings.index) as backend:
-        counts = await rebuild_index(backend.stores.invoices, backend.index)
+        counts = await rebuild_index(backend.stores, backend.index)
         await backend.refill_parcels()
         return counts
 
@@ -783,9 +818,7 @@ async def _migrate_storage(
                     progress=_BarProgress(bar, task),
                 )
             if index_url or not destination.stores.shared:
-                indexed, skipped = await rebuild_index(
-                    destination.stores.invoices, destination.index
-                )
+                indexed, skipped = await rebuild_index(destination.stores, destination.index)
                 await destination.refill_parcels()
                 typer.echo(
                     f"rebuilt the destination's index: {indexed} invoice(s), {skipped} skipped"
@@ -818,3 +851,7 @@ class _BarProgress:
 
 def main() -> None:
     app(prog_name="bindle-server")
+
+
+# Registers `purge` and `gc` on `app`; imported last because it builds on the above.
+from bindle_server.cli import lifecycle  # noqa: E402, F401

@@ -8,10 +8,15 @@ from bindle_server.model.base import WireModel
 from bindle_server.model.group import Group
 from bindle_server.model.ids import BindleId, name_problem
 from bindle_server.model.parcel import Label, Parcel
-from bindle_server.model.signature import Signature
+from bindle_server.model.signature import Signature, SignatureRole
 from bindle_server.model.version import Version
 
 BINDLE_VERSION = "1.0.0"
+
+
+def _latest_host_signature(signatures: list[Signature] | None) -> int | None:
+    times = [s.at for s in signatures or () if s.role == SignatureRole.HOST]
+    return max(times) if times else None
 
 
 class BindleSpec(WireModel):
@@ -112,6 +117,36 @@ class Invoice(WireModel):
             if parcel.label.sha256 == sha256:
                 return parcel.label
         return None
+
+    @property
+    def created_at(self) -> int | None:
+        """When the host signed it (unix seconds): when this server accepted it."""
+        return _latest_host_signature(self.signature)
+
+    @property
+    def yanked_at(self) -> int | None:
+        """When the host signed its yank (unix seconds)."""
+        return _latest_host_signature(self.yanked_signature)
+
+    def content(self) -> Invoice:
+        """The invoice without its signatures and yank: what its creator pushed."""
+        return self.model_copy(update={"signature": None, "yanked": None, "yanked_signature": None})
+
+    def differences(self, other: Invoice) -> list[str]:
+        """What differs between the contents of two invoices, in words (empty: the same)."""
+        mine, theirs = self.content(), other.content()
+        found = []
+        for field in ("bindle", "annotations", "group"):
+            if getattr(mine, field) != getattr(theirs, field):
+                found.append(f"{field} differs")
+        own = {parcel.label.sha256: parcel for parcel in mine.parcels}
+        their = {parcel.label.sha256: parcel for parcel in theirs.parcels}
+        added, removed = len(set(their) - set(own)), len(set(own) - set(their))
+        if added or removed:
+            found.append(f"{added} parcel(s) added and {removed} removed")
+        elif any(own[digest] != their[digest] for digest in own):
+            found.append("parcel labels or conditions differ")
+        return found
 
     def as_yanked(self) -> Invoice:
         """A copy with `yanked = true`, everything else (signatures included) unchanged."""

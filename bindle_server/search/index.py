@@ -1,78 +1,84 @@
-"""The query index: what `_q` searches, persistent and derived from the invoice store.
+"""The index: what `_q` searches, and the lifecycle facts garbage collection relies on.
 
-The embedded default is SQLite (standard library) in the data directory, so start-up does
-not read every invoice (the reference does) and a query does not scan the invoice files.
-The invoice files stay the source of truth: `bindle-server reindex` rebuilds the index
-from them, and writes mark their key as pending first, so that a crash between writing an
-invoice and indexing it is repaired at the next start (BindleService.recover).
+The embedded default is SQLite (standard library) in the data directory (search/sqlite.py),
+so start-up does not read every invoice (the reference does) and a query does not scan
+the invoice files; several nodes share one on PostgreSQL (search/postgres.py). The stores
+stay the source of truth: `bindle-server reindex` rebuilds the index from them, and writes
+mark their key as being written first, so that a crash between writing an invoice and
+indexing it is repaired at the next start (BindleService.recover).
+
+Lifecycle facts kept here, all rebuilt from the stores too:
+- each invoice's state: `committed` (served), `pending` (an atomic push waiting for
+  parcels, hidden) or `removing` (being purged or expired);
+- `refs`: which parcels each invoice lists, so garbage collection knows what is referenced;
+- `awaiting`: which parcels each pending invoice still waits for; the upload of the last
+  one commits it in the same transaction that records its arrival;
+- `condemned`: parcels a collector has decided to remove. Condemning re-checks `refs` in
+  the same transaction, and recording an invoice's refs reads the condemned ones in its
+  transaction, serialised with it; so a create either keeps a parcel alive or learns that
+  it is going and reports it missing.
 """
 
 from __future__ import annotations
 
-import sqlite3
-import threading
-import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from enum import StrEnum
+from typing import Protocol
 
-import anyio
-
-from bindle_server.search.marks import process_identity, stale_marks
 from bindle_server.search.query import Query, QueryPage
-from bindle_server.search.sql import SQLITE, build_query, upsert_args, upsert_sql
 
-T = TypeVar("T")
 
-SCHEMA_VERSION = 5
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS invoices (
-    key       TEXT PRIMARY KEY,
-    bindle_id TEXT NOT NULL,  -- NAME/VERSION: results come in its byte order
-    name      TEXT NOT NULL,
-    yanked    INTEGER NOT NULL,
-    vkey      TEXT NOT NULL,  -- Version.ordinal: SemVer precedence as string order
-    vcore     TEXT NOT NULL,  -- MAJOR.MINOR.PATCH
-    vpre      INTEGER NOT NULL,
-    vbuild    TEXT NOT NULL,
-    document  TEXT NOT NULL
-);
--- Covers every filter and the ordering, so queries scan this narrow index rather than
--- the table rows with their documents.
-CREATE INDEX IF NOT EXISTS invoices_by_id
-    ON invoices (bindle_id, yanked, name, vkey, vcore, vpre, vbuild);
-CREATE TABLE IF NOT EXISTS pending (
-    token TEXT PRIMARY KEY,
-    key   TEXT NOT NULL,
-    since REAL NOT NULL,
-    owner TEXT NOT NULL     -- host:pid:start-time of the process doing the write
-);
--- Which parcels a remote store holds, so that `missing` is one query, not a request per
--- parcel (see backend.IndexedParcels). Unused on local disk, where a stat is cheaper.
-CREATE TABLE IF NOT EXISTS parcels (
-    sha256 TEXT PRIMARY KEY,
-    size   INTEGER NOT NULL
-);
--- Which parts ("invoices", "parcels") were filled from the store by a rebuild that ran to
--- its end: an index missing one is rebuilt at start-up, even after a crash mid-rebuild.
-CREATE TABLE IF NOT EXISTS filled (
-    part TEXT PRIMARY KEY
-);
-"""
-# Digests per statement when looking up many parcels (SQLite's variable limit is higher).
-_PARCEL_BATCH = 500
+class InvoiceState(StrEnum):
+    COMMITTED = "committed"
+    """Served, listed by `_q`."""
+    PENDING = "pending"
+    """An atomic push whose parcels are not all stored yet: hidden."""
+    REMOVING = "removing"
+    """Claimed by a purge or an expiry that is removing it: hidden."""
 
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """What the index keeps of one invoice; `document` is the invoice as JSON."""
+    """What the index keeps of one invoice; `document` is the invoice as JSON.
+
+    `parcels` are the digests it lists (None leaves the recorded ones as they are, as a
+    yank does); `awaiting` are those a pending invoice still waits for.
+    """
 
     key: str
     name: str
     version: str
     yanked: bool
     document: str
+    state: InvoiceState = InvoiceState.COMMITTED
+    created: float = 0.0
+    yanked_at: float | None = None
+    parcels: tuple[str, ...] | None = None
+    awaiting: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class InvoiceStatus:
+    """An indexed invoice's state, and how many parcels a pending one waits for."""
+
+    state: InvoiceState
+    awaiting: int
+
+
+@dataclass(frozen=True)
+class LifecycleRow:
+    """One indexed invoice as retention and expiry see it (times in unix seconds)."""
+
+    key: str
+    name: str
+    version: str
+    state: InvoiceState
+    yanked: bool
+    created: float
+    yanked_at: float | None
+    idle: float
+    """Seconds since the invoice was last touched by its push (for pending expiry)."""
 
 
 class Index(Protocol):
@@ -84,6 +90,9 @@ class Index(Protocol):
     parcels_unknown: bool
     """True when, at open, no refill had recorded the store's parcels yet."""
 
+    owner: str
+    """This process as recorded on write marks, condemnations and leases."""
+
     async def begin(self, key: str) -> str:
         """Durably mark `key` as being written; return a token for `put` or `end`."""
         ...
@@ -92,8 +101,12 @@ class Index(Protocol):
         """Drop a pending mark whose write did not happen."""
         ...
 
-    async def put(self, entry: IndexEntry, token: str | None = None) -> None:
-        """Insert or update an entry and drop the pending mark `token`, in one transaction."""
+    async def put(self, entry: IndexEntry, token: str | None = None) -> set[str]:
+        """Insert or update an entry and drop the mark `token`, in one transaction.
+
+        Returns which of the entry's `parcels` a live collector has condemned: they are
+        being removed, so the caller must count them as missing.
+        """
         ...
 
     async def settle(self, key: str, entry: IndexEntry | None, tokens: Sequence[str] = ()) -> None:
@@ -116,7 +129,8 @@ class Index(Protocol):
         ...
 
     async def clear(self) -> None:
-        """Remove every invoice entry and mark (before a rebuild), and the "invoices" fill."""
+        """Remove every invoice entry, reference and mark (before a rebuild), and the
+        "invoices" fill."""
         ...
 
     async def mark_filled(self, part: str) -> None:
@@ -143,170 +157,76 @@ class Index(Protocol):
         """Record a parcel as no longer stored (quarantined)."""
         ...
 
+    async def status(self, key: str) -> InvoiceStatus | None:
+        """The state of an indexed invoice, or None when it is not indexed."""
+        ...
+
+    async def await_parcels(self, key: str, digests: Sequence[str]) -> None:
+        """Record that the pending invoice `key` waits for `digests`."""
+        ...
+
+    async def arrived(self, digests: Sequence[str]) -> list[str]:
+        """Parcels are stored now: drop them from what pending invoices await, in one
+        transaction that also commits every invoice left awaiting nothing; return those."""
+        ...
+
+    async def commit(self, key: str) -> bool:
+        """Commit a pending invoice (its parcels are all stored); False if it was not pending."""
+        ...
+
+    async def touch(self, key: str) -> None:
+        """Note activity on a pending invoice's push (it expires when left untouched)."""
+        ...
+
+    async def claim_expired(self, idle: float) -> list[tuple[str, str]]:
+        """Mark pending invoices untouched for `idle` seconds as removing, each with a
+        write mark; return (key, token) pairs for `remove`."""
+        ...
+
+    async def remove(self, key: str, token: str | None = None) -> None:
+        """Drop an invoice's entry, parcel references and awaited parcels, and the mark."""
+        ...
+
+    async def lifecycle_rows(self) -> list[LifecycleRow]:
+        """Every indexed invoice, for retention and expiry."""
+        ...
+
+    async def unreferenced(self, digests: Sequence[str]) -> set[str]:
+        """Which of `digests` no indexed invoice lists."""
+        ...
+
+    async def condemn(self, digests: Sequence[str]) -> list[str]:
+        """Condemn those of `digests` that no invoice lists, checked in this transaction."""
+        ...
+
+    async def condemned(self, digests: Sequence[str]) -> set[str]:
+        """Which of `digests` a live collector has condemned."""
+        ...
+
+    async def release(self, digests: Sequence[str]) -> None:
+        """Drop condemnations (the parcels are removed, or were spared)."""
+        ...
+
+    async def stale_condemned(self) -> list[str]:
+        """Condemnations left by collectors that died."""
+        ...
+
+    async def acquire_lease(self, name: str) -> str | None:
+        """Take the lease `name` (one collector at a time across processes and nodes).
+
+        Returns None when taken, else the owner that holds it. A lease whose holder died
+        is taken over.
+        """
+        ...
+
+    async def renew_lease(self, name: str) -> None:
+        """Refresh a lease this process holds (leases of other hosts go stale in time)."""
+        ...
+
+    async def release_lease(self, name: str) -> None:
+        """Give a lease back."""
+        ...
+
     async def close(self) -> None:
         """Close the index."""
         ...
-
-
-class SqliteIndex:
-    """The embedded index: one SQLite database file (or ":memory:"); implements Index.
-
-    One connection serialised by a lock and used from worker threads. WAL mode lets other
-    server processes on the same data directory read while one writes; `busy_timeout`
-    makes concurrent writers across processes wait instead of failing.
-    """
-
-    def __init__(self, location: str) -> None:
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(
-            location, check_same_thread=False, isolation_level=None, timeout=30.0
-        )
-        self._db.execute("PRAGMA journal_mode = WAL")
-        # FULL: a pending mark must be on disk before the invoice write it protects.
-        self._db.execute("PRAGMA synchronous = FULL")
-        # IMMEDIATE: of several processes opening a new index at once, one creates it.
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            found_version = self._db.execute("PRAGMA user_version").fetchone()[0]
-            # A new index over an existing store must be filled before it answers
-            # queries; an index of another schema is derived data: dropped and rebuilt.
-            if found_version != SCHEMA_VERSION:
-                self._db.execute("DROP TABLE IF EXISTS invoices")
-                self._db.execute("DROP TABLE IF EXISTS pending")
-                self._db.execute("DROP TABLE IF EXISTS parcels")
-                self._db.execute("DROP TABLE IF EXISTS filled")
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    self._db.execute(statement)
-            filled = {row[0] for row in self._db.execute("SELECT part FROM filled")}
-            self.is_new = "invoices" not in filled
-            self.parcels_unknown = "parcels" not in filled
-            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                return work(self._db)
-
-        return await anyio.to_thread.run_sync(locked)
-
-    async def begin(self, key: str) -> str:
-        token = uuid.uuid4().hex
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO pending (token, key, since, owner) VALUES (?, ?, ?, ?)",
-                (token, key, time.time(), process_identity()),
-            )
-        )
-        return token
-
-    async def end(self, token: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM pending WHERE token = ?", (token,)))
-
-    async def put(self, entry: IndexEntry, token: str | None = None) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                _upsert(db, entry)
-                if token is not None:
-                    db.execute("DELETE FROM pending WHERE token = ?", (token,))
-
-        await self._run(work)
-
-    async def settle(self, key: str, entry: IndexEntry | None, tokens: Sequence[str] = ()) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                if entry is None:
-                    db.execute("DELETE FROM invoices WHERE key = ?", (key,))
-                else:
-                    _upsert(db, entry)
-                db.executemany("DELETE FROM pending WHERE token = ?", [(t,) for t in tokens])
-
-        await self._run(work)
-
-    async def stale_marks(self) -> dict[str, list[str]]:
-        rows = await self._run(
-            lambda db: db.execute("SELECT key, token, since, owner FROM pending").fetchall()
-        )
-        now = time.time()
-        return stale_marks((key, token, now - since, owner) for key, token, since, owner in rows)
-
-    async def query(self, query: Query) -> QueryPage:
-        return await self._run(lambda db: _run_query(db, query))
-
-    async def clear(self) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                db.execute("DELETE FROM invoices")
-                db.execute("DELETE FROM pending")
-                db.execute("DELETE FROM filled WHERE part = 'invoices'")
-
-        await self._run(work)
-
-    async def mark_filled(self, part: str) -> None:
-        await self._run(
-            lambda db: db.execute(
-                "INSERT INTO filled (part) VALUES (?) ON CONFLICT (part) DO NOTHING", (part,)
-            )
-        )
-
-    async def count(self) -> int:
-        row = await self._run(lambda db: db.execute("SELECT count(*) FROM invoices").fetchone())
-        return int(row[0])
-
-    async def yanked_by_key(self) -> dict[str, bool]:
-        rows = await self._run(lambda db: db.execute("SELECT key, yanked FROM invoices").fetchall())
-        return {key: bool(yanked) for key, yanked in rows}
-
-    async def parcel_sizes(self, digests: Sequence[str]) -> dict[str, int]:
-        wanted = list(dict.fromkeys(digests))
-
-        def work(db: sqlite3.Connection) -> dict[str, int]:
-            sizes: dict[str, int] = {}
-            for start in range(0, len(wanted), _PARCEL_BATCH):
-                batch = wanted[start : start + _PARCEL_BATCH]
-                marks = ",".join("?" * len(batch))
-                rows = db.execute(
-                    f"SELECT sha256, size FROM parcels WHERE sha256 IN ({marks})", batch
-                )
-                sizes.update((sha256, int(size)) for sha256, size in rows)
-            return sizes
-
-        return await self._run(work)
-
-    async def add_parcels(self, sizes: Sequence[tuple[str, int]]) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                db.executemany(
-                    "INSERT INTO parcels (sha256, size) VALUES (?, ?) "
-                    "ON CONFLICT (sha256) DO UPDATE SET size = excluded.size",
-                    sizes,
-                )
-
-        await self._run(work)
-
-    async def remove_parcel(self, sha256: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM parcels WHERE sha256 = ?", (sha256,)))
-
-    async def close(self) -> None:
-        await self._run(lambda db: db.close())
-
-
-def _upsert(db: sqlite3.Connection, entry: IndexEntry) -> None:
-    db.execute(upsert_sql(SQLITE), upsert_args(entry))
-
-
-def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
-    statements = build_query(query, SQLITE)
-    total = int(db.execute(statements.count, statements.count_args).fetchone()[0])
-    documents: list[str] = []
-    if statements.page is not None and query.offset < total:
-        documents = [row[0] for row in db.execute(statements.page, statements.page_args)]
-    return QueryPage(total=total, documents=documents)

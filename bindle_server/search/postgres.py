@@ -18,15 +18,24 @@ import anyio
 from psycopg import AsyncConnection
 from psycopg.pq import TransactionStatus
 
-from bindle_server.search.index import IndexEntry
-from bindle_server.search.marks import process_identity, stale_marks
+from bindle_server.search.index import IndexEntry, InvoiceState, InvoiceStatus, LifecycleRow
+from bindle_server.search.marks import owner_gone, process_identity, stale_marks
 from bindle_server.search.query import Query, QueryPage
-from bindle_server.search.sql import POSTGRES, build_query, upsert_args, upsert_sql
+from bindle_server.search.sql import (
+    LIFECYCLE_SQL,
+    POSTGRES,
+    build_query,
+    upsert_args,
+    upsert_sql,
+)
 
 Connection = AsyncConnection[tuple[Any, ...]]
 
 # Any constant shared by every node; names the lock that serialises migrations.
 _MIGRATION_LOCK = 0x62696E646C65  # "bindle"
+# Recording references takes it shared, condemning parcels exclusive: under READ
+# COMMITTED the two would otherwise each miss the other's uncommitted rows (write skew).
+_REFERENCE_LOCK = 0x62696E646C66
 
 MIGRATIONS: tuple[str, ...] = (
     # 1: the invoices and the pending marks, as in the SQLite index.
@@ -64,6 +73,42 @@ MIGRATIONS: tuple[str, ...] = (
         part TEXT PRIMARY KEY
     );
     """,
+    # 4: the lifecycle (see index.py): invoice states and times, parcel references, what
+    # pending invoices await, condemned parcels and the collector's lease. Entries indexed
+    # before have no references yet: the index is refilled at the next start.
+    """
+    ALTER TABLE invoices
+        ADD COLUMN state TEXT COLLATE "C" NOT NULL DEFAULT 'committed',
+        ADD COLUMN created DOUBLE PRECISION NOT NULL DEFAULT 0,
+        ADD COLUMN yanked_at DOUBLE PRECISION,
+        ADD COLUMN touched DOUBLE PRECISION NOT NULL DEFAULT 0;
+    DROP INDEX invoices_by_id;
+    CREATE INDEX invoices_by_id
+        ON invoices (bindle_id, state, yanked, name, vkey, vcore, vpre, vbuild);
+    CREATE TABLE refs (
+        key    TEXT COLLATE "C" NOT NULL,
+        sha256 TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (key, sha256)
+    );
+    CREATE INDEX refs_by_parcel ON refs (sha256);
+    CREATE TABLE awaiting (
+        key    TEXT COLLATE "C" NOT NULL,
+        sha256 TEXT COLLATE "C" NOT NULL,
+        PRIMARY KEY (key, sha256)
+    );
+    CREATE INDEX awaiting_by_parcel ON awaiting (sha256);
+    CREATE TABLE condemned (
+        sha256 TEXT COLLATE "C" PRIMARY KEY,
+        since  DOUBLE PRECISION NOT NULL,
+        owner  TEXT NOT NULL
+    );
+    CREATE TABLE leases (
+        name  TEXT PRIMARY KEY,
+        owner TEXT NOT NULL,
+        since DOUBLE PRECISION NOT NULL
+    );
+    DELETE FROM filled WHERE part = 'invoices';
+    """,
 )
 
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -73,6 +118,8 @@ class PostgresIndex:
     """Index on a PostgreSQL database; implements Index. Open it with `PostgresIndex.open`."""
 
     def __init__(self, conninfo: str, pool_size: int = 8) -> None:
+        # Recorded on write marks, condemnations and leases: host:pid:start-time.
+        self.owner = process_identity()
         self._conninfo = conninfo
         self._slots = anyio.Semaphore(pool_size)
         self._idle: list[Connection] = []
@@ -133,7 +180,7 @@ class PostgresIndex:
         async with self._connection() as db:
             await db.execute(
                 f"INSERT INTO pending (token, key, since, owner) VALUES (%s, %s, {_NOW}, %s)",
-                (token, key, process_identity()),
+                (token, key, self.owner),
             )
         return token
 
@@ -141,19 +188,39 @@ class PostgresIndex:
         async with self._connection() as db:
             await db.execute("DELETE FROM pending WHERE token = %s", (token,))
 
-    async def put(self, entry: IndexEntry, token: str | None = None) -> None:
+    async def put(self, entry: IndexEntry, token: str | None = None) -> set[str]:
         async with self._connection() as db, db.transaction():
-            await db.execute(upsert_sql(POSTGRES), upsert_args(entry))
+            condemned = await self._upsert(db, entry)
             if token is not None:
                 await db.execute("DELETE FROM pending WHERE token = %s", (token,))
+        return condemned
 
     async def settle(self, key: str, entry: IndexEntry | None, tokens: Sequence[str] = ()) -> None:
         async with self._connection() as db, db.transaction():
             if entry is None:
-                await db.execute("DELETE FROM invoices WHERE key = %s", (key,))
+                await _delete(db, key)
             else:
-                await db.execute(upsert_sql(POSTGRES), upsert_args(entry))
+                await self._upsert(db, entry)
             await db.execute("DELETE FROM pending WHERE token = ANY(%s)", (list(tokens),))
+
+    async def _upsert(self, db: Connection, entry: IndexEntry) -> set[str]:
+        await db.execute(upsert_sql(POSTGRES, _NOW), upsert_args(entry))
+        if entry.parcels is None:
+            return set()
+        await db.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_REFERENCE_LOCK,))
+        parcels = list(dict.fromkeys(entry.parcels))
+        await db.execute("DELETE FROM refs WHERE key = %s", (entry.key,))
+        await db.execute(
+            "INSERT INTO refs (key, sha256) SELECT %s, unnest(%s::text[]) ON CONFLICT DO NOTHING",
+            (entry.key, parcels),
+        )
+        await db.execute("DELETE FROM awaiting WHERE key = %s", (entry.key,))
+        await db.execute(
+            "INSERT INTO awaiting (key, sha256) SELECT %s, unnest(%s::text[]) "
+            "ON CONFLICT DO NOTHING",
+            (entry.key, list(dict.fromkeys(entry.awaiting))),
+        )
+        return await _live_condemned(db, parcels)
 
     async def stale_marks(self) -> dict[str, list[str]]:
         async with self._connection() as db:
@@ -184,8 +251,8 @@ class PostgresIndex:
 
     async def clear(self) -> None:
         async with self._connection() as db, db.transaction():
-            await db.execute("DELETE FROM invoices")
-            await db.execute("DELETE FROM pending")
+            for table in ("invoices", "pending", "refs", "awaiting"):
+                await db.execute(f"DELETE FROM {table}")
             await db.execute("DELETE FROM filled WHERE part = 'invoices'")
 
     async def mark_filled(self, part: str) -> None:
@@ -231,7 +298,191 @@ class PostgresIndex:
         async with self._connection() as db:
             await db.execute("DELETE FROM parcels WHERE sha256 = %s", (sha256,))
 
+    async def status(self, key: str) -> InvoiceStatus | None:
+        async with self._connection() as db:
+            cursor = await db.execute(
+                "SELECT state, (SELECT count(*) FROM awaiting a WHERE a.key = i.key) "
+                "FROM invoices i WHERE key = %s",
+                (key,),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else InvoiceStatus(InvoiceState(row[0]), int(row[1]))
+
+    async def await_parcels(self, key: str, digests: Sequence[str]) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                "INSERT INTO awaiting (key, sha256) SELECT %s, unnest(%s::text[]) WHERE EXISTS "
+                "(SELECT 1 FROM invoices WHERE key = %s AND state = 'pending') "
+                "ON CONFLICT DO NOTHING",
+                (key, list(dict.fromkeys(digests)), key),
+            )
+
+    async def arrived(self, digests: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(digests))
+        async with self._connection() as db:
+            cursor = await db.execute(
+                "SELECT 1 FROM awaiting WHERE sha256 = ANY(%s) LIMIT 1", (wanted,)
+            )
+            if await cursor.fetchone() is None:
+                return []
+            async with db.transaction():
+                cursor = await db.execute(
+                    "DELETE FROM awaiting WHERE sha256 = ANY(%s) RETURNING key", (wanted,)
+                )
+                keys = sorted({key for (key,) in await cursor.fetchall()})
+                cursor = await db.execute(
+                    f"UPDATE invoices i SET touched = {_NOW}, state = CASE WHEN NOT EXISTS "
+                    "(SELECT 1 FROM awaiting a WHERE a.key = i.key) THEN 'committed' "
+                    "ELSE state END WHERE key = ANY(%s) AND state = 'pending' RETURNING key, state",
+                    (keys,),
+                )
+                rows = await cursor.fetchall()
+        return sorted(key for key, state in rows if state == InvoiceState.COMMITTED)
+
+    async def commit(self, key: str) -> bool:
+        async with self._connection() as db, db.transaction():
+            cursor = await db.execute(
+                f"UPDATE invoices SET state = 'committed', touched = {_NOW} "
+                "WHERE key = %s AND state = 'pending'",
+                (key,),
+            )
+            await db.execute("DELETE FROM awaiting WHERE key = %s", (key,))
+            return cursor.rowcount > 0
+
+    async def touch(self, key: str) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                f"UPDATE invoices SET touched = {_NOW} WHERE key = %s AND state = 'pending'",
+                (key,),
+            )
+
+    async def claim_expired(self, idle: float) -> list[tuple[str, str]]:
+        async with self._connection() as db, db.transaction():
+            cursor = await db.execute(
+                "UPDATE invoices SET state = 'removing' WHERE state = 'pending' "
+                f"AND touched < {_NOW} - %s RETURNING key",
+                (idle,),
+            )
+            claimed = [(key, uuid.uuid4().hex) for (key,) in await cursor.fetchall()]
+            for key, token in sorted(claimed):
+                await db.execute(
+                    f"INSERT INTO pending (token, key, since, owner) VALUES (%s, %s, {_NOW}, %s)",
+                    (token, key, self.owner),
+                )
+        return sorted(claimed)
+
+    async def remove(self, key: str, token: str | None = None) -> None:
+        async with self._connection() as db, db.transaction():
+            await _delete(db, key)
+            if token is not None:
+                await db.execute("DELETE FROM pending WHERE token = %s", (token,))
+
+    async def lifecycle_rows(self) -> list[LifecycleRow]:
+        async with self._connection() as db:
+            cursor = await db.execute(LIFECYCLE_SQL.format(now=_NOW))
+            rows = await cursor.fetchall()
+        return [
+            LifecycleRow(
+                key=key,
+                name=name,
+                version=bindle_id[len(name) + 1 :],
+                state=InvoiceState(state),
+                yanked=bool(yanked),
+                created=float(created),
+                yanked_at=None if yanked_at is None else float(yanked_at),
+                idle=float(idle),
+            )
+            for key, name, bindle_id, state, yanked, created, yanked_at, idle in rows
+        ]
+
+    async def unreferenced(self, digests: Sequence[str]) -> set[str]:
+        wanted = list(dict.fromkeys(digests))
+        async with self._connection() as db:
+            referenced = await _referenced(db, wanted)
+        return set(wanted) - referenced
+
+    async def condemn(self, digests: Sequence[str]) -> list[str]:
+        wanted = list(dict.fromkeys(digests))
+        async with self._connection() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock(%s)", (_REFERENCE_LOCK,))
+            referenced = await _referenced(db, wanted)
+            doomed = [sha256 for sha256 in wanted if sha256 not in referenced]
+            await db.execute(
+                "INSERT INTO condemned (sha256, since, owner) "
+                f"SELECT unnest(%s::text[]), {_NOW}, %s "
+                "ON CONFLICT (sha256) DO UPDATE SET since = excluded.since, owner = excluded.owner",
+                (doomed, self.owner),
+            )
+        return doomed
+
+    async def condemned(self, digests: Sequence[str]) -> set[str]:
+        async with self._connection() as db:
+            return await _live_condemned(db, list(dict.fromkeys(digests)))
+
+    async def release(self, digests: Sequence[str]) -> None:
+        async with self._connection() as db:
+            await db.execute("DELETE FROM condemned WHERE sha256 = ANY(%s)", (list(digests),))
+
+    async def stale_condemned(self) -> list[str]:
+        async with self._connection() as db:
+            cursor = await db.execute(f"SELECT sha256, {_NOW} - since, owner FROM condemned")
+            rows = await cursor.fetchall()
+        return sorted(sha for sha, age, owner in rows if owner_gone(owner, float(age)))
+
+    async def acquire_lease(self, name: str) -> str | None:
+        async with self._connection() as db, db.transaction():
+            await db.execute(
+                f"INSERT INTO leases (name, owner, since) VALUES (%s, %s, {_NOW}) "
+                "ON CONFLICT (name) DO NOTHING",
+                (name, self.owner),
+            )
+            cursor = await db.execute(
+                f"SELECT owner, {_NOW} - since FROM leases WHERE name = %s FOR UPDATE", (name,)
+            )
+            row = await cursor.fetchone()
+            if row is not None and row[0] != self.owner and not owner_gone(row[0], row[1]):
+                return str(row[0])
+            await db.execute(
+                f"UPDATE leases SET owner = %s, since = {_NOW} WHERE name = %s",
+                (self.owner, name),
+            )
+        return None
+
+    async def renew_lease(self, name: str) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                f"UPDATE leases SET since = {_NOW} WHERE name = %s AND owner = %s",
+                (name, self.owner),
+            )
+
+    async def release_lease(self, name: str) -> None:
+        async with self._connection() as db:
+            await db.execute(
+                "DELETE FROM leases WHERE name = %s AND owner = %s", (name, self.owner)
+            )
+
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for db in idle:
             await db.close()
+
+
+async def _delete(db: Connection, key: str) -> None:
+    for table in ("invoices", "refs", "awaiting"):
+        await db.execute(f"DELETE FROM {table} WHERE key = %s", (key,))
+
+
+async def _referenced(db: Connection, digests: list[str]) -> set[str]:
+    cursor = await db.execute("SELECT DISTINCT sha256 FROM refs WHERE sha256 = ANY(%s)", (digests,))
+    return {sha256 for (sha256,) in await cursor.fetchall()}
+
+
+async def _live_condemned(db: Connection, digests: list[str]) -> set[str]:
+    if not digests:
+        return set()
+    cursor = await db.execute(
+        f"SELECT sha256, {_NOW} - since, owner FROM condemned WHERE sha256 = ANY(%s)",
+        (digests,),
+    )
+    rows = await cursor.fetchall()
+    return {sha for sha, age, owner in rows if not owner_gone(owner, float(age))}

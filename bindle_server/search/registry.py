@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from bindle_server.search.index import Index, SqliteIndex
+from bindle_server.search.index import Index
+from bindle_server.search.sqlite import SqliteIndex
 
 INSTALL_HINT = "pip install 'bindle-server[postgres]'"
 

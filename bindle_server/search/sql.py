@@ -42,7 +42,8 @@ class QuerySql:
 def build_query(query: Query, dialect: Dialect) -> QuerySql:
     """The statements for `query` over the `invoices` table in `dialect`."""
     mark = dialect.placeholder
-    clauses = [] if query.yanked else ["yanked = 0"]
+    # Pending and removing invoices are never listed.
+    clauses = ["state = 'committed'"] if query.yanked else ["state = 'committed'", "yanked = 0"]
     args: list[str | int] = []
     for term in query.terms:
         clauses.append(dialect.contains)
@@ -73,17 +74,25 @@ def build_query(query: Query, dialect: Dialect) -> QuerySql:
     )
 
 
-def upsert_sql(dialect: Dialect) -> str:
-    """Insert an entry, or update the yanked flag and document of its key."""
-    marks = ", ".join([dialect.placeholder] * 9)
+_COLUMNS = (
+    "key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document, "
+    "state, created, yanked_at, touched"
+)
+
+
+def upsert_sql(dialect: Dialect, now: str) -> str:
+    """Insert an entry, or update what a yank or a state change alters; `now` is the
+    dialect's expression for the current time in unix seconds."""
+    marks = ", ".join([dialect.placeholder] * 12)
     return (
-        "INSERT INTO invoices (key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document) "
-        f"VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET "
-        "yanked = excluded.yanked, document = excluded.document"
+        f"INSERT INTO invoices ({_COLUMNS}) VALUES ({marks}, {now}) "
+        "ON CONFLICT (key) DO UPDATE SET yanked = excluded.yanked, "
+        "document = excluded.document, state = excluded.state, created = excluded.created, "
+        "yanked_at = excluded.yanked_at, touched = excluded.touched"
     )
 
 
-def upsert_args(entry: IndexEntry) -> tuple[str | int, ...]:
+def upsert_args(entry: IndexEntry) -> tuple[str | int | float | None, ...]:
     version = Version.parse(entry.version)
     return (
         entry.key,
@@ -95,4 +104,12 @@ def upsert_args(entry: IndexEntry) -> tuple[str | int, ...]:
         int(bool(version.pre)),
         version.build,
         entry.document,
+        entry.state.value,
+        entry.created,
+        entry.yanked_at,
     )
+
+
+LIFECYCLE_SQL = (
+    "SELECT key, name, bindle_id, state, yanked, created, yanked_at, {now} - touched FROM invoices"
+)

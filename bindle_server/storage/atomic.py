@@ -110,16 +110,16 @@ class TempFile:
         """
         try:
             os.fsync(self._fd)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            if replace:
-                os.replace(self.path, target)
-                published = True
-            else:
+            for attempt in range(3):
+                target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    os.link(self.path, target)
-                    published = True
-                except FileExistsError:
-                    published = False
+                    published = self._link(target, replace=replace)
+                    break
+                except FileNotFoundError:
+                    # A purge or garbage collection removed the (empty) directory between
+                    # our mkdir and the link: make it again.
+                    if attempt == 2:
+                        raise
             fsync_dir(target.parent)
             # Always, not only when this writer made the directory: a concurrent writer
             # may have created it and not yet made its entry durable.
@@ -129,6 +129,16 @@ class TempFile:
         finally:
             self.discard()
         return published
+
+    def _link(self, target: Path, *, replace: bool) -> bool:
+        if replace:
+            os.replace(self.path, target)
+            return True
+        try:
+            os.link(self.path, target)
+        except FileExistsError:
+            return False
+        return True
 
     def discard(self) -> None:
         """Close and remove the temp file; safe to call more than once."""
@@ -148,6 +158,29 @@ def write_file(staging: Path, target: Path, data: bytes, *, replace: bool) -> bo
         temp.discard()
         raise
     return temp.publish(target, replace=replace)
+
+
+def remove_file(path: Path, *, remove_parent: bool) -> None:
+    """Durably remove `path` (absent is fine), and its directory when `remove_parent`.
+
+    The directory goes only if it is then empty: a concurrent writer that put something
+    new into it keeps it (and one that lost it to us makes it again, see publish).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(path)
+    directory = path.parent
+    if remove_parent:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        else:
+            directory = directory.parent
+    with contextlib.suppress(FileNotFoundError):
+        fsync_dir(directory)
 
 
 def sweep(staging: Path) -> int:

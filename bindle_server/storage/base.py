@@ -9,7 +9,28 @@ checked for every backend by `tests/storage/contract.py`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
+
+
+class RecordKind(StrEnum):
+    """Lifecycle records an invoice store keeps beside the invoices, by key."""
+
+    PENDING = "pending"
+    """An atomic push whose parcels are not all stored yet (written before the invoice)."""
+    TOMBSTONE = "tombstones"
+    """A purged bindle id: what it held, so it is never reused with other content."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One stored thing in a listing: its name (digest or key), size and write time."""
+
+    name: str
+    size: int
+    modified: float
+    """Unix seconds of the last write."""
 
 
 class ParcelStore(Protocol):
@@ -57,6 +78,18 @@ class ParcelStore(Protocol):
         """Move a damaged parcel out of service: afterwards it counts as not stored."""
         ...
 
+    def inventory(self) -> AsyncIterator[StoredObject]:
+        """Every stored parcel with its size and when it was stored (for garbage collection)."""
+        ...
+
+    async def delete(self, sha256: str) -> None:
+        """Remove a parcel for good (garbage collection); removing an absent one is a no-op.
+
+        The caller has made sure nothing lists it any more; a concurrent upload of the
+        same digest either completes after the removal (and is stored) or before it.
+        """
+        ...
+
 
 class InvoiceStore(Protocol):
     """Invoice documents (TOML bytes), keyed by the sha256 of "NAME/VERSION"."""
@@ -78,4 +111,29 @@ class InvoiceStore(Protocol):
 
     def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         """Every stored invoice as (key, document); for rebuilding the index."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove an invoice for good (purge); removing an absent one is a no-op."""
+        ...
+
+    async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
+        """Durably store a small lifecycle record of an invoice key, beside the invoices.
+
+        With `replace=False` an existing record is left alone and False is returned; of
+        concurrent writers exactly one returns True. Records outlive their invoice (a
+        tombstone is the record of a purged one).
+        """
+        ...
+
+    async def read_record(self, kind: RecordKind, key: str) -> bytes | None:
+        """The record of `kind` for `key`, or None."""
+        ...
+
+    async def delete_record(self, kind: RecordKind, key: str) -> None:
+        """Remove a record; removing an absent one is a no-op."""
+        ...
+
+    def records(self, kind: RecordKind) -> AsyncIterator[StoredObject]:
+        """Every record of `kind`: its invoice key, size and when it was written."""
         ...

@@ -2,6 +2,8 @@
 
 <root>/invoices/<sha256 of "NAME/VERSION">/invoice.toml
 <root>/parcels/<sha256>/parcel.dat
+<root>/pending/<key>              atomic pushes waiting for parcels (lifecycle records)
+<root>/tombstones/<key>           purged bindle ids
 <root>/tmp/                       temp files of writes in flight (swept at start-up)
 """
 
@@ -20,7 +22,8 @@ import anyio
 
 from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
 from bindle_server.model import is_sha256
-from bindle_server.storage.atomic import TempFile, fsync_dir, sweep, write_file
+from bindle_server.storage.atomic import TempFile, fsync_dir, remove_file, sweep, write_file
+from bindle_server.storage.base import RecordKind, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +143,17 @@ class LocalParcelStore:
     async def quarantine(self, sha256: str) -> None:
         await anyio.to_thread.run_sync(self._quarantine, sha256)
 
+    async def inventory(self) -> AsyncIterator[StoredObject]:
+        names = await anyio.to_thread.run_sync(_subdirectories, self._root)
+        for start in range(0, len(names), _STAT_BATCH):
+            batch = [name for name in names[start : start + _STAT_BATCH] if is_sha256(name)]
+            named = [(name, self._path(name)) for name in batch]
+            for entry in await anyio.to_thread.run_sync(_stat_all, named):
+                yield entry
+
+    async def delete(self, sha256: str) -> None:
+        await anyio.to_thread.run_sync(lambda: remove_file(self._path(sha256), remove_parent=True))
+
     def _quarantine(self, sha256: str) -> None:
         # Kept, not deleted, so an operator can look at what went wrong.
         self._quarantine_dir.mkdir(exist_ok=True)
@@ -159,9 +173,32 @@ def _stored_sizes(path_of: Callable[[str], Path], digests: list[str]) -> dict[st
     return sizes
 
 
+# Parcels stat'ed per worker-thread hop when listing the store.
+_STAT_BATCH = 1000
+
+
+def _stat_all(named: list[tuple[str, Path]]) -> list[StoredObject]:
+    found = []
+    for name, path in named:
+        try:
+            stat = os.stat(path)
+        except FileNotFoundError:
+            continue  # removed meanwhile, or a directory a writer has not published into
+        found.append(StoredObject(name, stat.st_size, stat.st_mtime))
+    return found
+
+
 def _subdirectories(root: Path) -> list[str]:
     with os.scandir(root) as entries:
         return sorted(entry.name for entry in entries if entry.is_dir())
+
+
+def _record_entries(directory: Path) -> list[StoredObject]:
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    return _stat_all([(name, directory / name) for name in names])
 
 
 class _ParcelReader:
@@ -193,12 +230,16 @@ class _ParcelReader:
 class LocalInvoiceStore:
     """Invoices as files; implements storage.base.InvoiceStore."""
 
-    def __init__(self, root: Path, staging: Path) -> None:
+    def __init__(self, root: Path, staging: Path, records: Path) -> None:
         self._root = root
         self._staging = staging
+        self._records = records
 
     def _path(self, key: str) -> Path:
         return self._root / key / "invoice.toml"
+
+    def _record_path(self, kind: RecordKind, key: str) -> Path:
+        return self._records / kind.value / key
 
     async def create(self, key: str, document: bytes) -> bool:
         return await anyio.to_thread.run_sync(
@@ -227,6 +268,32 @@ class LocalInvoiceStore:
     def _keys(self) -> list[str]:
         return _subdirectories(self._root)
 
+    async def delete(self, key: str) -> None:
+        await anyio.to_thread.run_sync(lambda: remove_file(self._path(key), remove_parent=True))
+
+    async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
+        path = self._record_path(kind, key)
+        return await anyio.to_thread.run_sync(
+            lambda: write_file(self._staging, path, data, replace=replace)
+        )
+
+    async def read_record(self, kind: RecordKind, key: str) -> bytes | None:
+        try:
+            async with aiofiles.open(self._record_path(kind, key), "rb") as handle:
+                return await handle.read()
+        except FileNotFoundError:
+            return None
+
+    async def delete_record(self, kind: RecordKind, key: str) -> None:
+        path = self._record_path(kind, key)
+        await anyio.to_thread.run_sync(lambda: remove_file(path, remove_parent=False))
+
+    async def records(self, kind: RecordKind) -> AsyncIterator[StoredObject]:
+        directory = self._records / kind.value
+        entries = await anyio.to_thread.run_sync(_record_entries, directory)
+        for entry in entries:
+            yield entry
+
 
 class LocalStores:
     """Both local stores under one data directory."""
@@ -238,4 +305,4 @@ class LocalStores:
             directory.mkdir(parents=True, exist_ok=True)
         sweep(staging)
         self.parcels = LocalParcelStore(root / "parcels", staging, root / "quarantine")
-        self.invoices = LocalInvoiceStore(root / "invoices", staging)
+        self.invoices = LocalInvoiceStore(root / "invoices", staging, root)

@@ -6,9 +6,11 @@ Used by tests and throwaway servers; everything is gone when the process ends.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterable, AsyncIterator, Iterable
 
 from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
+from bindle_server.storage.base import RecordKind, StoredObject
 
 
 class MemoryParcelStore:
@@ -16,6 +18,7 @@ class MemoryParcelStore:
 
     def __init__(self) -> None:
         self._parcels: dict[str, bytes] = {}
+        self._stored_at: dict[str, float] = {}
 
     async def exists(self, sha256: str) -> bool:
         return sha256 in self._parcels
@@ -44,6 +47,7 @@ class MemoryParcelStore:
         if sha256 in self._parcels:
             return False
         self._parcels[sha256] = bytes(data)
+        self._stored_at[sha256] = time.time()
         return True
 
     async def read(
@@ -61,12 +65,20 @@ class MemoryParcelStore:
     async def quarantine(self, sha256: str) -> None:
         self._parcels.pop(sha256, None)
 
+    async def inventory(self) -> AsyncIterator[StoredObject]:
+        for sha256, data in sorted(self._parcels.items()):
+            yield StoredObject(sha256, len(data), self._stored_at[sha256])
+
+    async def delete(self, sha256: str) -> None:
+        self._parcels.pop(sha256, None)
+
 
 class MemoryInvoiceStore:
     """Invoices in a dict; implements storage.base.InvoiceStore."""
 
     def __init__(self) -> None:
         self._invoices: dict[str, bytes] = {}
+        self._records: dict[tuple[RecordKind, str], tuple[bytes, float]] = {}
 
     async def create(self, key: str, document: bytes) -> bool:
         if key in self._invoices:
@@ -83,6 +95,27 @@ class MemoryInvoiceStore:
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         for key, document in sorted(self._invoices.items()):
             yield key, document
+
+    async def delete(self, key: str) -> None:
+        self._invoices.pop(key, None)
+
+    async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
+        if not replace and (kind, key) in self._records:
+            return False
+        self._records[(kind, key)] = (data, time.time())
+        return True
+
+    async def read_record(self, kind: RecordKind, key: str) -> bytes | None:
+        record = self._records.get((kind, key))
+        return None if record is None else record[0]
+
+    async def delete_record(self, kind: RecordKind, key: str) -> None:
+        self._records.pop((kind, key), None)
+
+    async def records(self, kind: RecordKind) -> AsyncIterator[StoredObject]:
+        for (found, key), (data, written) in sorted(self._records.items()):
+            if found == kind:
+                yield StoredObject(key, len(data), written)
 
 
 class MemoryStores:

@@ -5,6 +5,7 @@ Keys under the URL's prefix follow the disk layout, so a migrated store reads th
     PREFIX/invoices/<sha256 of "NAME/VERSION">/invoice.toml
     PREFIX/parcels/<sha256>/parcel.dat
     PREFIX/quarantine/<sha256>.<time>.dat        parcels fsck took out of service
+    PREFIX/pending/<key>, PREFIX/tombstones/<key> lifecycle records (atomic pushes, purges)
 
 How the disk backend's guarantees carry over to a bucket shared by many server nodes:
 
@@ -58,6 +59,7 @@ from bindle_server.errors import (
     StorageUnavailable,
 )
 from bindle_server.model import is_sha256
+from bindle_server.storage.base import RecordKind, StoredObject
 
 log = logging.getLogger(__name__)
 
@@ -384,12 +386,19 @@ class S3ParcelStore:
 
     async def listing(self) -> AsyncIterator[tuple[str, int]]:
         """Every stored parcel's digest and size, a thousand per request."""
+        async for entry in self.inventory():
+            yield entry.name, entry.size
+
+    async def inventory(self) -> AsyncIterator[StoredObject]:
         prefix = self._bucket.key("parcels", "")
         async for page in self._bucket.paginate("list_objects_v2", Prefix=prefix):
             for item in page.get("Contents", []):
                 name, _, rest = item["Key"][len(prefix) :].partition("/")
                 if rest == "parcel.dat" and is_sha256(name):
-                    yield name, int(item["Size"])
+                    yield StoredObject(name, int(item["Size"]), _timestamp(item))
+
+    async def delete(self, sha256: str) -> None:
+        await self._bucket.call("delete_object", Key=self._key(sha256))
 
     async def quarantine(self, sha256: str) -> None:
         # Kept, not deleted, so an operator can look at what went wrong.
@@ -494,6 +503,22 @@ class _Upload:
             self._done = True
 
 
+async def _read_object(bucket: S3Bucket, key: str) -> bytes | None:
+    try:
+        response = await bucket.call("get_object", Key=key)
+    except ClientError as exc:
+        if is_not_found(exc):
+            return None
+        raise
+    body = response["Body"]
+    try:
+        with bucket.translate_errors():
+            data: bytes = await body.read()
+    finally:
+        body.close()
+    return data
+
+
 async def _exists(bucket: S3Bucket, key: str) -> bool:
     try:
         await bucket.call("head_object", Key=key)
@@ -559,22 +584,42 @@ class S3InvoiceStore:
         return True
 
     async def read(self, key: str) -> bytes | None:
-        try:
-            response = await self._bucket.call("get_object", Key=self._key(key))
-        except ClientError as exc:
-            if is_not_found(exc):
-                return None
-            raise
-        body = response["Body"]
-        try:
-            with self._bucket.translate_errors():
-                document: bytes = await body.read()
-        finally:
-            body.close()
-        return document
+        return await _read_object(self._bucket, self._key(key))
 
     async def replace(self, key: str, document: bytes) -> None:
         await self._bucket.call("put_object", Key=self._key(key), Body=document)
+
+    async def delete(self, key: str) -> None:
+        await self._bucket.call("delete_object", Key=self._key(key))
+
+    def _record_key(self, kind: RecordKind, key: str) -> str:
+        return self._bucket.key(kind.value, key)
+
+    async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
+        condition = {} if replace else {"IfNoneMatch": "*"}
+        try:
+            await self._bucket.call(
+                "put_object", Key=self._record_key(kind, key), Body=data, **condition
+            )
+        except ClientError as exc:
+            if is_precondition_failed(exc):
+                return False
+            raise
+        return True
+
+    async def read_record(self, kind: RecordKind, key: str) -> bytes | None:
+        return await _read_object(self._bucket, self._record_key(kind, key))
+
+    async def delete_record(self, kind: RecordKind, key: str) -> None:
+        await self._bucket.call("delete_object", Key=self._record_key(kind, key))
+
+    async def records(self, kind: RecordKind) -> AsyncIterator[StoredObject]:
+        prefix = self._bucket.key(kind.value, "")
+        async for page in self._bucket.paginate("list_objects_v2", Prefix=prefix):
+            for item in page.get("Contents", []):
+                name = item["Key"][len(prefix) :]
+                if name and "/" not in name:
+                    yield StoredObject(name, int(item["Size"]), _timestamp(item))
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         prefix = self._bucket.key("invoices", "")
@@ -586,6 +631,11 @@ class S3InvoiceStore:
                 document = await self.read(key)
                 if document is not None:
                     yield key, document
+
+
+def _timestamp(item: dict[str, Any]) -> float:
+    modified = item.get("LastModified")
+    return modified.timestamp() if isinstance(modified, datetime) else 0.0
 
 
 class S3Stores:

@@ -15,8 +15,6 @@ from fastapi.testclient import TestClient
 from bindle_server.api.app import create_app
 from bindle_server.config import Settings
 
-BACKENDS = ["disk", "s3+postgresql"]
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
@@ -26,17 +24,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         function = getattr(item, "function", None)
         if function is not None and "data_dir" in inspect.signature(function).parameters:
             item.add_marker(pytest.mark.skip(reason="inspects the disk layout"))
-
-
-@pytest.fixture(params=BACKENDS)
-def backend(request: pytest.FixtureRequest) -> dict[str, str]:
-    """Settings that select the backend under test."""
-    if request.param == "disk":
-        return {}
-    return {
-        "storage": request.getfixturevalue("s3_url"),
-        "index": request.getfixturevalue("postgres_url"),
-    }
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from collections.abc import Callable
 import pytest
 
 from bindle_server.search import Index, IndexEntry, Query
-from bindle_server.search import index as sqlite_module
 from bindle_server.search.registry import open_index
 
 pytestmark = pytest.mark.anyio
@@ -71,14 +70,12 @@ async def test_pages_carry_the_total(index: Index) -> None:
 
 
 @pytest.fixture
-def as_dead_writer(monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
+def as_dead_writer(index: Index, monkeypatch: pytest.MonkeyPatch) -> Callable[[], None]:
     """Call it to make the marks written from then on look like a dead process's."""
     dead_owner = f"{socket.gethostname()}:999999999:0"  # no such pid
 
     def die() -> None:
-        for module in (sqlite_module, _postgres_module()):
-            if module is not None:
-                monkeypatch.setattr(module, "process_identity", lambda: dead_owner)
+        monkeypatch.setattr(index, "owner", dead_owner)
 
     return die
 
@@ -155,14 +152,6 @@ async def test_an_index_is_new_until_a_rebuild_filled_it_to_the_end(
         assert cleared.is_new
     finally:
         await cleared.close()
-
-
-def _postgres_module() -> object | None:
-    try:
-        from bindle_server.search import postgres
-    except ImportError:
-        return None
-    return postgres
 
 
 SHA_A, SHA_B, SHA_C = ("a" * 64, "b" * 64, "c" * 64)

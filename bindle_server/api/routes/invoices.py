@@ -14,6 +14,7 @@ from bindle_server.api.paths import parse_target
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.api.routes import parcels
 from bindle_server.auth import Verb
+from bindle_server.errors import PurgeDisabled
 from bindle_server.model import BindleId, Format, to_document
 from bindle_server.search.query import parse_boolean
 
@@ -110,16 +111,32 @@ async def upload_parcel(
 
 
 @router.delete(
-    "/_i/{path:path}", responses=responses({200: "Invoice yanked"}, (400, 401, 403, 404, 405))
+    "/_i/{path:path}",
+    responses=responses({200: "Invoice yanked (or purged)"}, (400, 401, 403, 404, 405)),
 )
 async def yank_invoice(
     path: str, request: Request, service: ServiceDep, access: AccessDep
 ) -> Response:
-    """Yank an invoice; yanking it again is a successful no-op."""
+    """Yank an invoice; yanking it again is a successful no-op.
+
+    With `?purge=true`, remove it for good instead (the `purge` verb; never on a server
+    without authentication): it answers 404 from then on, and its id cannot come back
+    with other content.
+    """
     target = parse_target(path)
-    access.require(Verb.YANK, target.bindle_id.name)
+    raw = request.query_params.get("purge")
+    purge = raw is not None and parse_boolean(raw, "purge")
+    if purge:
+        if not access.setup.enabled:
+            raise PurgeDisabled()
+        access.require(Verb.PURGE, target.bindle_id.name)
+    else:
+        access.require(Verb.YANK, target.bindle_id.name)
     if target.sha256 is not None:
         return error_response(405, "parcels cannot be deleted; yank the invoice instead")
-    await service.yank_invoice(target.bindle_id)
     fmt = response_format(request)
+    if purge:
+        await service.purge(target.bindle_id, reason=f"purged by {access.identity.subject}")
+        return document_response(request, {"message": "invoice purged"}, fmt)
+    await service.yank_invoice(target.bindle_id)
     return document_response(request, {"message": "invoice yanked"}, fmt)

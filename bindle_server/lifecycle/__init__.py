@@ -1,0 +1,1 @@
+"""Bindle lifecycle: retention policies and the online garbage collector."""

@@ -1,0 +1,14 @@
+"""BindleService: the spec's verbs over the stores and the index, and the lifecycle's."""
+
+from bindle_server.service.core import BindleService, CreatedInvoice, QueryResult, StoredParcel
+from bindle_server.service.indexing import index_entry, rebuild_index, stored_entry
+
+__all__ = [
+    "BindleService",
+    "CreatedInvoice",
+    "QueryResult",
+    "StoredParcel",
+    "index_entry",
+    "rebuild_index",
+    "stored_entry",
+]
