@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import time
@@ -148,7 +149,10 @@ class LocalParcelStore:
         for start in range(0, len(names), _STAT_BATCH):
             batch = [name for name in names[start : start + _STAT_BATCH] if is_sha256(name)]
             named = [(name, self._path(name)) for name in batch]
-            for entry in await anyio.to_thread.run_sync(_stat_all, named):
+            entries = await anyio.to_thread.run_sync(
+                functools.partial(_stat_all, named, empty_parents=True)
+            )
+            for entry in entries:
                 yield entry
 
     async def delete(self, sha256: str) -> None:
@@ -177,13 +181,24 @@ def _stored_sizes(path_of: Callable[[str], Path], digests: list[str]) -> dict[st
 _STAT_BATCH = 1000
 
 
-def _stat_all(named: list[tuple[str, Path]]) -> list[StoredObject]:
+def _stat_all(named: list[tuple[str, Path]], *, empty_parents: bool = False) -> list[StoredObject]:
+    """Size and time of each path; with `empty_parents`, a path that is missing from a
+    directory that exists (a removal killed between its unlink and its rmdir, or a writer
+    about to publish) is listed with size 0 and the directory's time, so that garbage
+    collection can finish the removal once the directory is old enough."""
     found = []
     for name, path in named:
         try:
             stat = os.stat(path)
         except FileNotFoundError:
-            continue  # removed meanwhile, or a directory a writer has not published into
+            if not empty_parents:
+                continue
+            try:
+                stat = os.stat(path.parent)
+            except FileNotFoundError:
+                continue  # removed meanwhile
+            found.append(StoredObject(name, 0, stat.st_mtime))
+            continue
         found.append(StoredObject(name, stat.st_size, stat.st_mtime))
     return found
 
