@@ -16,8 +16,8 @@ import anyio
 from bindle_server.errors import InvalidInvoice, ParcelNotFound
 from bindle_server.model import parse_invoice
 from bindle_server.search.index import Index
-from bindle_server.service import index_entry
-from bindle_server.storage import Stores
+from bindle_server.service import stored_entry
+from bindle_server.storage import RecordKind, Stores
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,8 @@ async def _check_invoices_and_index(
             else f"index says yanked={indexed[key]}, the invoice says yanked={invoice.is_yanked}"
         )
         if repair:
-            await index.settle(key, index_entry(key, invoice))
+            pending = await stores.invoices.read_record(RecordKind.PENDING, key) is not None
+            await index.settle(key, await stored_entry(stores, key, invoice, pending))
         report.problems.append(Problem(f"invoice {invoice.bindle_id}", detail, repaired=repair))
     for key in sorted(set(indexed) - seen):
         if repair:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import tomli
 import tomli_w
 from fastapi.testclient import TestClient
@@ -17,7 +18,7 @@ from bindle_server.model import BindleId
 from bindle_server.service import BindleService
 from tests.factories import make_invoice, parcel
 from tests.lifecycle.conftest import TOML, push
-from tests.servers import run_command
+from tests.servers import ServerProcess, run_command
 
 App = Callable[..., TestClient]
 NOW = CollectorSettings(grace=0.0)  # every parcel old enough to collect
@@ -144,3 +145,42 @@ def test_gc_command_refuses_a_broken_retention_policy_in_one_line(
     refused = run_command("gc", "--retention", str(policy), "-d", str(live_data))
     assert refused.returncode == 2
     assert "rule 1: keep_last must be a whole number >= 0" in refused.stderr
+
+
+def test_parcels_a_pending_invoice_lists_are_kept_when_their_other_bindle_is_purged(
+    app_factory: App,
+) -> None:
+    api = app_factory(atomic_push=True)
+    shared, absent = parcel("listed by both"), parcel("not uploaded yet")
+    committed = make_invoice("committed", parcels=[shared])
+    push(api, committed)
+    pending = make_invoice("pending", parcels=[shared, absent])
+    assert api.post("/_i", content=pending.toml(), headers=TOML).status_code == 202
+    purge(api, committed.bindle_id)
+    assert run_gc(api).parcels_removed == 0
+    assert (
+        api.post(f"/_i/{pending.bindle_id}@{absent.sha256}", content=absent.data).status_code == 200
+    )
+    assert api.get(f"/_i/{pending.bindle_id}@{shared.sha256}").content == shared.data
+
+
+def test_a_serving_node_collects_garbage_every_gc_interval(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(None, "--gc-interval", "1s", "--gc-grace", "1s")
+    doc = make_invoice(parcels=[parcel("collected while serving")])
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        assert client.post("/_i", content=doc.toml(), headers=TOML).status_code == 202
+        item = doc.parcels[0]
+        assert (
+            client.post(f"/_i/{doc.bindle_id}@{item.sha256}", content=item.data).status_code == 200
+        )
+    purged = run_command("purge", doc.bindle_id, "-d", str(server.data_dir))
+    assert purged.returncode == 0, purged.stderr
+    deadline = time.monotonic() + 30
+    while any((server.data_dir / "parcels").iterdir()):
+        assert time.monotonic() < deadline, server.log()[-2000:]
+        time.sleep(0.2)
+    assert (
+        "garbage collection: 1 bindle(s)" in server.log() or "1 parcel(s) removed" in server.log()
+    )
