@@ -17,6 +17,7 @@ from rich.progress import (
 from rich.progress import Progress as Bars
 
 from bindle_server.client.progress import Transfer
+from bindle_server.model.units import format_size
 
 
 class ConsoleProgress:
@@ -102,17 +103,8 @@ class _LineTransfer:
     def close(self) -> None:
         seconds = max(time.monotonic() - self._started, 1e-6)
         self._console.print(
-            f"{self._description}: {_size(self._done)} of {_size(self._total)} in "
-            f"{seconds:.1f} s ({_size(int(self._done / seconds))}/s)",
+            f"{self._description}: {format_size(self._done)} of {format_size(self._total)} in "
+            f"{seconds:.1f} s ({format_size(int(self._done / seconds))}/s)",
             markup=False,
             highlight=False,
         )
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} TiB"

@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass, field
 from bindle_server.errors import BindleError, InvoiceNotFound
 from bindle_server.lifecycle.retention import Release, RetentionPolicy
 from bindle_server.model import BindleId
+from bindle_server.model.units import format_size
 from bindle_server.search.index import InvoiceState, LifecycleRow
 from bindle_server.service import BindleService
 from bindle_server.storage import RecordKind
@@ -74,7 +75,7 @@ class CollectionReport:
         lines += [f"{bindle}\t{verb}\tpending push expired" for bindle in self.expired]
         lines.append(
             f"{'dry run: ' if self.dry_run else ''}{self.bindles_removed} bindle(s) and "
-            f"{self.parcels_removed} parcel(s) {verb}, {_size(self.bytes_freed)} "
+            f"{self.parcels_removed} parcel(s) {verb}, {format_size(self.bytes_freed)} "
             f"{'to free' if self.dry_run else 'freed'}, {self.parcels_kept} parcel(s) kept, "
             f"in {self.seconds:.1f} s"
         )
@@ -225,12 +226,3 @@ async def _sweep_parcels(
         await judge()
     if progress is not None:
         progress("parcels", seen)
-
-
-def _size(count: int) -> str:
-    value = float(count)
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{count} bytes"

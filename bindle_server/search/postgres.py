@@ -25,6 +25,7 @@ from bindle_server.search.sql import (
     LIFECYCLE_SQL,
     POSTGRES,
     build_query,
+    lifecycle_row,
     upsert_args,
     upsert_sql,
 )
@@ -381,19 +382,7 @@ class PostgresIndex:
         async with self._connection() as db:
             cursor = await db.execute(LIFECYCLE_SQL.format(now=_NOW))
             rows = await cursor.fetchall()
-        return [
-            LifecycleRow(
-                key=key,
-                name=name,
-                version=bindle_id[len(name) + 1 :],
-                state=InvoiceState(state),
-                yanked=bool(yanked),
-                created=float(created),
-                yanked_at=None if yanked_at is None else float(yanked_at),
-                idle=float(idle),
-            )
-            for key, name, bindle_id, state, yanked, created, yanked_at, idle in rows
-        ]
+        return [lifecycle_row(row) for row in rows]
 
     async def unreferenced(self, digests: Sequence[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))

@@ -7,13 +7,11 @@ ORDER BY gets byte order; `Dialect` holds those, everything else is written once
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Any
 
 from bindle_server.model.version import Version
+from bindle_server.search.index import IndexEntry, InvoiceState, LifecycleRow
 from bindle_server.search.query import Query
-
-if TYPE_CHECKING:
-    from bindle_server.search.index import IndexEntry
 
 
 @dataclass(frozen=True)
@@ -107,6 +105,21 @@ def upsert_args(entry: IndexEntry) -> tuple[str | int | float | None, ...]:
         entry.state.value,
         entry.created,
         entry.yanked_at,
+    )
+
+
+def lifecycle_row(row: tuple[Any, ...]) -> LifecycleRow:
+    """A row of LIFECYCLE_SQL as the value retention and expiry work with."""
+    key, name, bindle_id, state, yanked, created, yanked_at, idle = row
+    return LifecycleRow(
+        key=key,
+        name=name,
+        version=bindle_id[len(name) + 1 :],
+        state=InvoiceState(state),
+        yanked=bool(yanked),
+        created=float(created),
+        yanked_at=None if yanked_at is None else float(yanked_at),
+        idle=float(idle),
     )
 
 

@@ -19,7 +19,14 @@ from bindle_server.search.index import (
 )
 from bindle_server.search.marks import owner_gone, process_identity, stale_marks
 from bindle_server.search.query import Query, QueryPage
-from bindle_server.search.sql import LIFECYCLE_SQL, SQLITE, build_query, upsert_args, upsert_sql
+from bindle_server.search.sql import (
+    LIFECYCLE_SQL,
+    SQLITE,
+    build_query,
+    lifecycle_row,
+    upsert_args,
+    upsert_sql,
+)
 
 T = TypeVar("T")
 
@@ -357,19 +364,7 @@ class SqliteIndex:
 
     async def lifecycle_rows(self) -> list[LifecycleRow]:
         rows = await self._run(lambda db: db.execute(LIFECYCLE_SQL.format(now=_NOW)).fetchall())
-        return [
-            LifecycleRow(
-                key=key,
-                name=name,
-                version=bindle_id[len(name) + 1 :],
-                state=InvoiceState(state),
-                yanked=bool(yanked),
-                created=float(created),
-                yanked_at=None if yanked_at is None else float(yanked_at),
-                idle=float(idle),
-            )
-            for key, name, bindle_id, state, yanked, created, yanked_at, idle in rows
-        ]
+        return [lifecycle_row(row) for row in rows]
 
     async def unreferenced(self, digests: Sequence[str]) -> set[str]:
         wanted = list(dict.fromkeys(digests))

@@ -387,9 +387,7 @@ class BindleService:
         """Store a parcel listed by a live (or pending) invoice, verifying size and digest."""
         check_sha256(sha256)
         invoice, pending = await self._read(bindle_id, allow_pending=True)
-        label = invoice.label_for(sha256)
-        if label is None:
-            raise ParcelNotInInvoice(str(bindle_id), sha256)
+        label = _listed_label(invoice, bindle_id, sha256)
         if pending:
             await self._index.touch(bindle_id.key)
         if await self._parcels.exists(sha256) and not await self._removed_meanwhile(sha256):
@@ -435,9 +433,7 @@ class BindleService:
         """A stored parcel reached through an invoice that lists it: its label and size."""
         check_sha256(sha256)
         invoice, _ = await self._read(bindle_id, allow_yanked=allow_yanked)
-        label = invoice.label_for(sha256)
-        if label is None:
-            raise ParcelNotInInvoice(str(bindle_id), sha256)
+        label = _listed_label(invoice, bindle_id, sha256)
         size = await self._parcels.size(sha256)
         if size is None:
             raise ParcelNotFound(sha256)
@@ -538,3 +534,10 @@ class BindleService:
             condemned = await self._index.condemned(digests)
         gone = absent | condemned
         return [label for label in invoice.labels if label.sha256 in gone]
+
+
+def _listed_label(invoice: Invoice, bindle_id: BindleId, sha256: str) -> Label:
+    label = invoice.label_for(sha256)
+    if label is None:
+        raise ParcelNotInInvoice(str(bindle_id), sha256)
+    return label
