@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-from bindle_server.errors import BindleError, InvoiceNotFound
+from bindle_server.errors import BindleError
 from bindle_server.lifecycle.retention import Release, RetentionPolicy
 from bindle_server.model import BindleId
 from bindle_server.model.units import format_size
@@ -35,8 +35,9 @@ from bindle_server.storage import RecordKind
 log = logging.getLogger(__name__)
 
 LEASE = "gc"
-# Parcels judged per index transaction while sweeping.
+# Parcels judged per index transaction while sweeping, and bindles purged per transaction.
 _SWEEP_BATCH = 1000
+_PURGE_BATCH = 200
 
 
 class CollectorBusy(BindleError):
@@ -142,17 +143,17 @@ async def _apply_retention(
         for row in rows
         if row.state is InvoiceState.COMMITTED
     ]
-    for removal in policy.select(releases, time.time()):
-        release = removal.release
-        bindle = f"{release.name}/{release.version}"
+    removals = policy.select(releases, time.time())
+    for start in range(0, len(removals), _PURGE_BATCH):
+        batch = [
+            (BindleId(r.release.name, r.release.version), f"retention: {r.reason}")
+            for r in removals[start : start + _PURGE_BATCH]
+        ]
         if not report.dry_run:
-            try:
-                await service.purge(
-                    BindleId(release.name, release.version), reason=f"retention: {removal.reason}"
-                )
-            except InvoiceNotFound:
-                continue  # purged by someone else meanwhile
-        report.purged.append({"bindle": bindle, "reason": f"retention: {removal.reason}"})
+            done = {bindle_id for bindle_id, _ in await service.purge_many(batch)}
+            batch = [item for item in batch if item[0] in done]  # others: purged meanwhile
+            await service.index.renew_lease(LEASE)
+        report.purged += [{"bindle": str(b), "reason": reason} for b, reason in batch]
 
 
 async def _expire_pending(
@@ -164,8 +165,9 @@ async def _expire_pending(
             names[row.key] for row in rows if row.state is InvoiceState.PENDING and row.idle > ttl
         )
         return
-    for key, token in await service.index.claim_expired(ttl):
-        await service.remove(key, token)
+    claimed = await service.index.claim_expired(ttl)
+    await service.remove(claimed)
+    for key, _ in claimed:
         bindle = names.get(key, key)
         log.info("pending invoice %s expired: untouched for over %.0f s", bindle, ttl)
         report.expired.append(bindle)

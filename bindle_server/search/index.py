@@ -97,6 +97,10 @@ class Index(Protocol):
         """Durably mark `key` as being written; return a token for `put` or `end`."""
         ...
 
+    async def begin_many(self, keys: Sequence[str]) -> list[str]:
+        """`begin` for several keys in one transaction; their tokens, in order."""
+        ...
+
     async def end(self, token: str) -> None:
         """Drop a pending mark whose write did not happen."""
         ...
@@ -183,8 +187,9 @@ class Index(Protocol):
         write mark; return (key, token) pairs for `remove`."""
         ...
 
-    async def remove(self, key: str, token: str | None = None) -> None:
-        """Drop an invoice's entry, parcel references and awaited parcels, and the mark."""
+    async def remove(self, removals: Sequence[tuple[str, str | None]]) -> None:
+        """Drop invoices' entries, parcel references and awaited parcels, and their write
+        marks, given as (key, token) pairs, in one transaction."""
         ...
 
     async def lifecycle_rows(self) -> list[LifecycleRow]:

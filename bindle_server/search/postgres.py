@@ -185,6 +185,16 @@ class PostgresIndex:
             )
         return token
 
+    async def begin_many(self, keys: Sequence[str]) -> list[str]:
+        tokens = [uuid.uuid4().hex for _ in keys]
+        async with self._connection() as db:
+            await db.execute(
+                "INSERT INTO pending (token, key, since, owner) "
+                f"SELECT unnest(%s::text[]), unnest(%s::text[]), {_NOW}, %s",
+                (tokens, list(keys), self.owner),
+            )
+        return tokens
+
     async def end(self, token: str) -> None:
         async with self._connection() as db:
             await db.execute("DELETE FROM pending WHERE token = %s", (token,))
@@ -372,11 +382,13 @@ class PostgresIndex:
                 )
         return sorted(claimed)
 
-    async def remove(self, key: str, token: str | None = None) -> None:
+    async def remove(self, removals: Sequence[tuple[str, str | None]]) -> None:
+        keys = [key for key, _ in removals]
+        tokens = [token for _, token in removals if token is not None]
         async with self._connection() as db, db.transaction():
-            await _delete(db, key)
-            if token is not None:
-                await db.execute("DELETE FROM pending WHERE token = %s", (token,))
+            for table in ("invoices", "refs", "awaiting"):
+                await db.execute(f"DELETE FROM {table} WHERE key = ANY(%s)", (keys,))
+            await db.execute("DELETE FROM pending WHERE token = ANY(%s)", (tokens,))
 
     async def lifecycle_rows(self) -> list[LifecycleRow]:
         async with self._connection() as db:

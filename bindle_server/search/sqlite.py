@@ -173,6 +173,16 @@ class SqliteIndex:
         )
         return token
 
+    async def begin_many(self, keys: Sequence[str]) -> list[str]:
+        tokens = [uuid.uuid4().hex for _ in keys]
+        await self._write(
+            lambda db: db.executemany(
+                "INSERT INTO pending (token, key, since, owner) VALUES (?, ?, ?, ?)",
+                [(t, k, time.time(), self.owner) for t, k in zip(tokens, keys, strict=True)],
+            )
+        )
+        return tokens
+
     async def end(self, token: str) -> None:
         await self._run(lambda db: db.execute("DELETE FROM pending WHERE token = ?", (token,)))
 
@@ -354,11 +364,12 @@ class SqliteIndex:
 
         return await self._write(work)
 
-    async def remove(self, key: str, token: str | None = None) -> None:
+    async def remove(self, removals: Sequence[tuple[str, str | None]]) -> None:
         def work(db: sqlite3.Connection) -> None:
-            _delete(db, key)
-            if token is not None:
-                db.execute("DELETE FROM pending WHERE token = ?", (token,))
+            for key, token in removals:
+                _delete(db, key)
+                if token is not None:
+                    db.execute("DELETE FROM pending WHERE token = ?", (token,))
 
         await self._write(work)
 

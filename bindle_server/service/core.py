@@ -318,26 +318,43 @@ class BindleService:
     async def purge(self, bindle_id: BindleId, *, reason: str = "purge") -> Invoice | None:
         """Remove an invoice for good, leaving a tombstone; the purged invoice (None if its
         document was unreadable). Its parcels become garbage unless others list them."""
-        key = bindle_id.key
-        document = await self._invoices.read(key)
-        if document is None:
+        purged = await self.purge_many([(bindle_id, reason)])
+        if not purged:
             raise await self._not_found(bindle_id)
-        try:
-            invoice: Invoice | None = await self._parse_stored(bindle_id, document)
-        except StoredInvoiceDamaged:
-            invoice = None  # purging is how a damaged invoice goes away, too
-        tombstone = Tombstone(
-            bindle_id=str(bindle_id),
-            purged_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            content="" if invoice is None else content_digest(invoice),
-            reason=reason,
-        )
-        # The tombstone first: from then on no other content can take the id, even if
-        # the removal below is interrupted (the next purge or gc finishes it).
-        await self._invoices.put_record(RecordKind.TOMBSTONE, key, tombstone.dump(), replace=True)
-        await self.remove(key, await self._index.begin(key))
-        log.info("purged invoice %s (%s)", bindle_id, reason)
-        return invoice
+        return purged[0][1]
+
+    async def purge_many(
+        self, purges: list[tuple[BindleId, str]]
+    ) -> list[tuple[BindleId, Invoice | None]]:
+        """Purge several invoices, each (bindle id, reason), with one index transaction
+        for all (retention purges thousands); those not found are left out of the result."""
+        found: list[tuple[BindleId, Invoice | None]] = []
+        reasons = dict(purges)
+        for bindle_id, reason in purges:
+            document = await self._invoices.read(bindle_id.key)
+            if document is None:
+                continue
+            try:
+                invoice: Invoice | None = await self._parse_stored(bindle_id, document)
+            except StoredInvoiceDamaged:
+                invoice = None  # purging is how a damaged invoice goes away, too
+            tombstone = Tombstone(
+                bindle_id=str(bindle_id),
+                purged_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                content="" if invoice is None else content_digest(invoice),
+                reason=reason,
+            )
+            # The tombstone first: from then on no other content can take the id, even
+            # if the removal below is interrupted (the next purge or gc finishes it).
+            await self._invoices.put_record(
+                RecordKind.TOMBSTONE, bindle_id.key, tombstone.dump(), replace=True
+            )
+            found.append((bindle_id, invoice))
+        keys = [bindle_id.key for bindle_id, _ in found]
+        await self.remove(list(zip(keys, await self._index.begin_many(keys), strict=True)))
+        for bindle_id, _ in found:
+            log.info("purged invoice %s (%s)", bindle_id, reasons[bindle_id])
+        return found
 
     async def forget(self, bindle_id: BindleId) -> bool:
         """Lift the tombstone of a purged id; False when there was none."""
@@ -348,15 +365,17 @@ class BindleService:
         log.info("forgot the purge of %s: the id may be pushed again", bindle_id)
         return True
 
-    async def remove(self, key: str, token: str) -> None:
-        """Remove an invoice document, its pending record and its index entry.
+    async def remove(self, removals: list[tuple[str, str]]) -> None:
+        """Remove invoice documents, their pending records and their index entries, given
+        as (key, write-mark token) pairs.
 
-        The store goes first and the index last: until the entry goes, its references
-        keep the parcels alive, and a crash in between is settled by the mark `token`.
+        The store goes first and the index last: until an entry goes, its references
+        keep the parcels alive, and a crash in between is settled by the mark.
         """
-        await self._invoices.delete(key)
-        await self._invoices.delete_record(RecordKind.PENDING, key)
-        await self._index.remove(key, token)
+        for key, _ in removals:
+            await self._invoices.delete(key)
+            await self._invoices.delete_record(RecordKind.PENDING, key)
+        await self._index.remove(removals)
 
     def published_keys(self, roles: list[SignatureRole] | None = None) -> KeyRing:
         """The server's public keys (with signed labels), optionally only those with `roles`."""

@@ -160,14 +160,19 @@ def write_file(staging: Path, target: Path, data: bytes, *, replace: bool) -> bo
     return temp.publish(target, replace=replace)
 
 
-def remove_file(path: Path, *, remove_parent: bool) -> None:
-    """Durably remove `path` (absent is fine), and its directory when `remove_parent`.
+def remove_file(path: Path, *, remove_parent: bool, durable: bool = True) -> None:
+    """Remove `path` (absent is fine), and its directory when `remove_parent`.
 
     The directory goes only if it is then empty: a concurrent writer that put something
-    new into it keeps it (and one that lost it to us makes it again, see publish).
+    new into it keeps it (and one that lost it to us makes it again, see publish). With
+    `durable`, a removal is on disk when this returns (one directory fsync).
     """
-    with contextlib.suppress(FileNotFoundError):
+    try:
         os.unlink(path)
+    except FileNotFoundError:
+        removed = False
+    else:
+        removed = True
     directory = path.parent
     if remove_parent:
         try:
@@ -178,9 +183,11 @@ def remove_file(path: Path, *, remove_parent: bool) -> None:
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
         else:
+            removed = True
             directory = directory.parent
-    with contextlib.suppress(FileNotFoundError):
-        fsync_dir(directory)
+    if removed and durable:
+        with contextlib.suppress(FileNotFoundError):
+            fsync_dir(directory)
 
 
 def sweep(staging: Path) -> int:

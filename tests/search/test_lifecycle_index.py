@@ -79,8 +79,7 @@ async def test_claimed_expired_entries_are_removed_with_their_references(index: 
     assert sorted(key for key, _ in claimed) == ["key:fresh", "key:stale"]
     status = await index.status("key:stale")
     assert status is not None and status.state is InvoiceState.REMOVING
-    for key, token in claimed:
-        await index.remove(key, token)
+    await index.remove(claimed)
     assert await index.status("key:stale") is None
     assert await index.unreferenced([A, B]) == {A, B}
     assert await index.stale_marks() == {}
