@@ -1,6 +1,12 @@
 """BindleService: the spec's verbs over the stores and the index, and the lifecycle's."""
 
-from bindle_server.service.core import BindleService, CreatedInvoice, QueryResult, StoredParcel
+from bindle_server.service.core import (
+    BindleService,
+    CreatedInvoice,
+    QueryResult,
+    StoredParcel,
+    concurrently,
+)
 from bindle_server.service.indexing import index_entry, rebuild_index, stored_entry
 
 __all__ = [
@@ -8,6 +14,7 @@ __all__ = [
     "CreatedInvoice",
     "QueryResult",
     "StoredParcel",
+    "concurrently",
     "index_entry",
     "rebuild_index",
     "stored_entry",

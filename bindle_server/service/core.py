@@ -17,9 +17,10 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import anyio
 
@@ -65,11 +66,14 @@ from bindle_server.signing import HostSigning, KeyRing
 from bindle_server.storage import RecordKind, Stores
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # How long an upload waits for a collector that is removing the same parcel right now.
 _CONDEMNED_WAIT = 30.0
 # Committed documents this process has seen, so reading them again needs no index query.
 _KNOWN_VISIBLE = 65_536
+# Store operations a purge of many bindles keeps in flight.
+STORE_CONCURRENCY = 16
 
 
 @dataclass(frozen=True)
@@ -330,10 +334,11 @@ class BindleService:
         for all (retention purges thousands); those not found are left out of the result."""
         found: list[tuple[BindleId, Invoice | None]] = []
         reasons = dict(purges)
-        for bindle_id, reason in purges:
+
+        async def entomb(bindle_id: BindleId) -> None:
             document = await self._invoices.read(bindle_id.key)
             if document is None:
-                continue
+                return
             try:
                 invoice: Invoice | None = await self._parse_stored(bindle_id, document)
             except StoredInvoiceDamaged:
@@ -342,7 +347,7 @@ class BindleService:
                 bindle_id=str(bindle_id),
                 purged_at=datetime.now(UTC).isoformat(timespec="seconds"),
                 content="" if invoice is None else content_digest(invoice),
-                reason=reason,
+                reason=reasons[bindle_id],
             )
             # The tombstone first: from then on no other content can take the id, even
             # if the removal below is interrupted (the next purge or gc finishes it).
@@ -350,6 +355,8 @@ class BindleService:
                 RecordKind.TOMBSTONE, bindle_id.key, tombstone.dump(), replace=True
             )
             found.append((bindle_id, invoice))
+
+        await concurrently(entomb, list(reasons))
         keys = [bindle_id.key for bindle_id, _ in found]
         await self.remove(list(zip(keys, await self._index.begin_many(keys), strict=True)))
         for bindle_id, _ in found:
@@ -372,9 +379,12 @@ class BindleService:
         The store goes first and the index last: until an entry goes, its references
         keep the parcels alive, and a crash in between is settled by the mark.
         """
-        for key, _ in removals:
+
+        async def delete(key: str) -> None:
             await self._invoices.delete(key)
             await self._invoices.delete_record(RecordKind.PENDING, key)
+
+        await concurrently(delete, [key for key, _ in removals])
         await self._index.remove(removals)
 
     def published_keys(self, roles: list[SignatureRole] | None = None) -> KeyRing:
@@ -553,6 +563,21 @@ class BindleService:
             condemned = await self._index.condemned(digests)
         gone = absent | condemned
         return [label for label in invoice.labels if label.sha256 in gone]
+
+
+async def concurrently(work: Callable[[T], Awaitable[None]], items: list[T]) -> None:
+    """`work` on every item, `STORE_CONCURRENCY` at a time: a store's writes each wait
+    for their own fsync (or request), and concurrent ones share the filesystem's journal
+    commits (or the connection pool)."""
+    limiter = anyio.CapacityLimiter(STORE_CONCURRENCY)
+
+    async def one(item: T) -> None:
+        async with limiter:
+            await work(item)
+
+    async with anyio.create_task_group() as group:
+        for item in items:
+            group.start_soon(one, item)
 
 
 def _listed_label(invoice: Invoice, bindle_id: BindleId, sha256: str) -> Label:
