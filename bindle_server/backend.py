@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 
@@ -135,11 +135,12 @@ class IndexedParcels:
     def inventory(self) -> AsyncIterator[StoredObject]:
         return self._store.inventory()
 
-    async def delete(self, sha256: str) -> None:
-        # The record goes first: a parcel recorded but gone would be reported stored.
-        await self._index.remove_parcel(sha256)
-        self._recorded.pop(sha256, None)
-        await self._store.delete(sha256)
+    async def delete(self, digests: Sequence[str]) -> None:
+        # The records go first: a parcel recorded but gone would be reported stored.
+        for sha256 in digests:
+            await self._index.remove_parcel(sha256)
+            self._recorded.pop(sha256, None)
+        await self._store.delete(digests)
 
     async def refill(self) -> int:
         batch: list[tuple[str, int]] = []

@@ -7,6 +7,7 @@ serve it: they go through the same index transactions as the servers do.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
@@ -138,6 +139,16 @@ def gc(
             show_default=False,
         ),
     ] = None,
+    nice: Annotated[
+        int,
+        typer.Option(
+            "--nice",
+            min=0,
+            max=19,
+            help="Run at this lower CPU priority (nice(2)), so that servers on the same host "
+            "stay responsive; 0 keeps the normal priority",
+        ),
+    ] = 10,
     directory: DirectoryOption = None,
     storage: StorageOption = None,
     index: IndexOption = None,
@@ -161,6 +172,8 @@ def gc(
     except BindleError as exc:
         raise typer.BadParameter(exc.message, param_hint="--retention") from None
     show = progress if progress is not None else sys.stderr.isatty()
+    if nice:
+        os.nice(nice)
 
     async def run() -> None:
         async with _service(settings) as service:

@@ -29,7 +29,7 @@ from bindle_server.lifecycle.retention import Release, RetentionPolicy
 from bindle_server.model import BindleId
 from bindle_server.model.units import format_size
 from bindle_server.search.index import InvoiceState, LifecycleRow
-from bindle_server.service import BindleService, concurrently
+from bindle_server.service import BindleService
 from bindle_server.storage import RecordKind
 
 log = logging.getLogger(__name__)
@@ -204,7 +204,7 @@ async def _sweep_parcels(
         else:
             doomed = await index.condemn(sorted(unreferenced))
             try:
-                await concurrently(parcels.delete, doomed)
+                await parcels.delete(doomed)
             finally:
                 await index.release(doomed)
             await index.renew_lease(LEASE)

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 
 import tomli
 import tomli_w
 
-from bindle_server.model.codec import dump_invoice
 from bindle_server.model.invoice import Invoice
 
 
 def content_digest(invoice: Invoice) -> str:
-    """SHA-256 of an invoice's content (signatures and yank left out): a re-signed copy of
-    the same bindle has the same digest, anything else a different one."""
-    return hashlib.sha256(dump_invoice(invoice.content())).hexdigest()
+    """SHA-256 of an invoice's content (signatures and yank left out), as canonical JSON
+    (keys sorted): a re-signed copy of the same bindle, or one with its tables written in
+    another order, has the same digest; anything else a different one."""
+    content = invoice.content().model_dump(mode="json", by_alias=True, exclude_none=True)
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ checked for every backend by `tests/storage/contract.py`.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -82,11 +82,12 @@ class ParcelStore(Protocol):
         """Every stored parcel with its size and when it was stored (for garbage collection)."""
         ...
 
-    async def delete(self, sha256: str) -> None:
-        """Remove a parcel for good (garbage collection); removing an absent one is a no-op.
+    async def delete(self, digests: Sequence[str]) -> None:
+        """Remove parcels for good (garbage collection); removing absent ones is a no-op.
 
-        The caller has made sure nothing lists it any more; a concurrent upload of the
-        same digest either completes after the removal (and is stored) or before it.
+        The caller has made sure nothing lists them any more; a concurrent upload of one
+        of them either completes after its removal (and is stored) or before it. Many at a
+        time, because a collection removes thousands (S3 deletes a thousand per request).
         """
         ...
 

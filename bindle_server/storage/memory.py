@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 
 from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
 from bindle_server.storage.base import RecordKind, StoredObject
@@ -69,8 +69,9 @@ class MemoryParcelStore:
         for sha256, data in sorted(self._parcels.items()):
             yield StoredObject(sha256, len(data), self._stored_at[sha256])
 
-    async def delete(self, sha256: str) -> None:
-        self._parcels.pop(sha256, None)
+    async def delete(self, digests: Sequence[str]) -> None:
+        for sha256 in digests:
+            self._parcels.pop(sha256, None)
 
 
 class MemoryInvoiceStore:

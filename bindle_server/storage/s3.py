@@ -38,7 +38,7 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,7 @@ from bindle_server.errors import (
     DigestMismatch,
     ParcelNotFound,
     SizeMismatch,
+    StorageUnavailable,
 )
 from bindle_server.model import is_sha256
 from bindle_server.storage.base import StoredObject
@@ -85,6 +86,8 @@ READ_AHEAD_CHUNKS = 8
 HEAD_CONCURRENCY = 32
 # Multipart uploads older than this are taken to be abandoned by a node that died.
 ABANDONED_AFTER = timedelta(hours=6)
+# DeleteObjects takes at most this many keys.
+_DELETE_BATCH = 1000
 # CopyObject's limit; larger quarantined parcels are copied part by part.
 MAX_COPY = 5 * 1024**3
 
@@ -233,8 +236,19 @@ class S3ParcelStore:
                 if rest == "parcel.dat" and is_sha256(name):
                     yield StoredObject(name, int(item["Size"]), timestamp(item))
 
-    async def delete(self, sha256: str) -> None:
-        await self._bucket.call("delete_object", Key=self._key(sha256))
+    async def delete(self, digests: Sequence[str]) -> None:
+        keys = [{"Key": self._key(sha256)} for sha256 in digests]
+        for start in range(0, len(keys), _DELETE_BATCH):
+            answer = await self._bucket.call(
+                "delete_objects", Delete={"Objects": keys[start : start + _DELETE_BATCH]}
+            )
+            failed = answer.get("Errors") or []
+            if failed:
+                first = failed[0]
+                raise StorageUnavailable(
+                    f"the object store did not delete {len(failed)} parcel(s), e.g. "
+                    f"{first.get('Key')}: {first.get('Code')}"
+                )
 
     async def quarantine(self, sha256: str) -> None:
         # Kept, not deleted, so an operator can look at what went wrong.

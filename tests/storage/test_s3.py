@@ -175,7 +175,8 @@ def test_url_options_and_defaults() -> None:
 
 
 def test_a_missing_aiobotocore_names_the_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delitem(sys.modules, "bindle_server.storage.s3")
+    for module in ("s3", "s3_bucket", "s3_invoices"):
+        monkeypatch.delitem(sys.modules, f"bindle_server.storage.{module}", raising=False)
     monkeypatch.setitem(sys.modules, "aiobotocore.session", None)  # `import` now fails
     with pytest.raises(ValueError, match=r"pip install 'bindle-server\[s3\]'"):
         open_stores("s3://bucket/prefix")
