@@ -257,7 +257,7 @@ def _write(path: Path, table: list[str]) -> None:
     body = [
         f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
         f"- Command: `{command}`",
-        *machine_facts(),
+        *(f"- {fact}" for fact in machine_facts()),
         "",
         *table,
         "",
