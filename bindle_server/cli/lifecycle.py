@@ -16,15 +16,15 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from bindle_server.cli.options import (
+    DirectoryOption,
     DryRunOption,
     GcGraceOption,
+    IndexOption,
     PendingTtlOption,
     RetentionOption,
+    StorageOption,
 )
 from bindle_server.cli.server import (
-    DirectoryOption,
-    IndexOption,
-    StorageOption,
     _existing_store,
     _settings_from,
     app,

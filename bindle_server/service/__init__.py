@@ -5,9 +5,9 @@ from bindle_server.service.core import (
     CreatedInvoice,
     QueryResult,
     StoredParcel,
-    concurrently,
 )
 from bindle_server.service.indexing import index_entry, rebuild_index, stored_entry
+from bindle_server.service.purging import concurrently
 
 __all__ = [
     "BindleService",

@@ -1,0 +1,216 @@
+"""`bindle-server migrate` and `migrate-storage`: the index schema, and moving a store."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from bindle_server.cli.options import IndexOption
+from bindle_server.cli.server import _settings_from, app
+from bindle_server.errors import BindleError
+
+if TYPE_CHECKING:
+    from bindle_server.migrate import CopyReport
+
+
+@app.command()
+def migrate(ctx: typer.Context, index: IndexOption = None) -> None:
+    """Apply the PostgreSQL index's schema migrations and print the schema version.
+
+    The server applies them at start-up too (under a lock, so nodes starting together
+    are safe); run this to migrate ahead of a rolling restart.
+    """
+    settings = _settings_from(ctx, ctx.obj)
+    if not settings.index:
+        typer.echo(
+            "the embedded SQLite index needs no migrations (it is rebuilt when its "
+            "format changes); give --index postgresql://... to migrate a shared index"
+        )
+        return
+    try:
+        applied, version = asyncio.run(_migrate(settings.index))
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--index") from None
+    except Exception as exc:  # the database driver's own connection errors
+        raise typer.BadParameter(f"{type(exc).__name__}: {exc}", param_hint="--index") from None
+    done = f"applied migration(s) {', '.join(map(str, applied))}" if applied else "up to date"
+    typer.echo(f"index schema at version {version}: {done}")
+
+
+@app.command("migrate-storage")
+def migrate_storage(
+    ctx: typer.Context,
+    source: Annotated[
+        str,
+        typer.Option(
+            "--from",
+            help="Storage URL to copy from: file://PATH (or a path), s3://BUCKET/PREFIX?...",
+        ),
+    ],
+    target: Annotated[
+        str,
+        typer.Option(
+            "--to", help="Storage URL to copy into: s3://BUCKET/PREFIX?... or file://PATH"
+        ),
+    ],
+    index: Annotated[
+        str | None,
+        typer.Option(
+            "--index",
+            help="Index of the destination to rebuild afterwards (postgresql://...) [default: "
+            "the embedded index of a file:// destination; none for s3://]",
+            show_default=False,
+        ),
+    ] = None,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, max=64, help="Parcels copied at once")] = 4,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify/--no-verify",
+            help="Read every parcel back from the destination and hash it again",
+        ),
+    ] = True,
+    progress: Annotated[
+        bool | None,
+        typer.Option(
+            "--progress/--no-progress",
+            help="Show a progress bar [default: when standard error is a terminal]",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Copy every parcel and invoice from one store into another, verifying each.
+
+    Parcels go first, each checked against its sha256 and size on the way in and, with
+    --verify, read back and hashed again; invoices follow, compared byte for byte when
+    already there. Re-running it finishes an interrupted copy. Run it with the servers
+    of the source stopped (or read-only), then point the servers at the destination.
+    Exits 1 when anything could not be copied.
+    """
+    from bindle_server.storage import open_stores
+
+    for url, hint in ((source, "--from"), (target, "--to")):
+        try:
+            if _local_path(url) is None:  # a local directory is created or checked below
+                open_stores(url)  # parses the URL and finds the extra; no I/O yet
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+    source_path = _local_path(source)
+    if source_path is not None and not (source_path / "invoices").is_dir():
+        raise typer.BadParameter(
+            f"{source_path} is not a Bindle data directory (it has no invoices/)",
+            param_hint="--from",
+        )
+    show = progress if progress is not None else _stderr_is_terminal()
+    try:
+        report = asyncio.run(_migrate_storage(source, target, index, jobs, verify, show))
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    for problem in report.problems:
+        typer.echo(problem, err=True)
+    typer.echo(report.summary())
+    if not report.clean:
+        raise typer.Exit(1)
+
+
+def _local_path(url: str) -> Path | None:
+    from urllib.parse import unquote, urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            # file://./storage would otherwise mean /storage on a host named ".".
+            raise ValueError(f"{url!r}: write file:///absolute/path, or just the path")
+        return Path(unquote(parts.path))
+    return Path(url) if not parts.scheme else None
+
+
+def _stderr_is_terminal() -> bool:
+    import sys
+
+    return sys.stderr.isatty()
+
+
+async def _migrate(index_url: str) -> tuple[list[int], int]:
+    from bindle_server.search.postgres import MIGRATIONS, PostgresIndex
+    from bindle_server.search.registry import check_index_url
+
+    check_index_url(index_url)
+    index = PostgresIndex(index_url)
+    try:
+        return await index.migrate(), len(MIGRATIONS)
+    finally:
+        await index.close()
+
+
+async def _migrate_storage(
+    source_url: str, target_url: str, index_url: str | None, jobs: int, verify: bool, show: bool
+) -> CopyReport:
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    from bindle_server.backend import open_backend
+    from bindle_server.migrate import copy_store
+    from bindle_server.service import rebuild_index
+    from bindle_server.storage import open_stores
+
+    source = open_stores(source_url)
+    await source.start()
+    try:
+        async with open_backend(target_url, index_url) as destination:
+            bar = Progress(
+                "{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+                disable=not show,
+                transient=False,
+            )
+            with bar:
+                task = bar.add_task(f"copying to {destination.stores.description}", total=0)
+                report = await copy_store(
+                    source,
+                    destination.stores,
+                    jobs=jobs,
+                    verify=verify,
+                    progress=_BarProgress(bar, task),
+                )
+            if index_url or not destination.stores.shared:
+                indexed, skipped = await rebuild_index(destination.stores, destination.index)
+                await destination.refill_parcels()
+                typer.echo(
+                    f"rebuilt the destination's index: {indexed} invoice(s), {skipped} skipped"
+                )
+            else:
+                typer.echo(
+                    "the destination's index was not rebuilt: run bindle-server reindex "
+                    "--storage URL --index postgresql://... (or pass --index here)"
+                )
+            return report
+    finally:
+        await source.close()
+
+
+class _BarProgress:
+    """copy_store's progress on a rich progress bar (bytes copied plus bytes re-read)."""
+
+    def __init__(self, bar: Any, task: Any) -> None:
+        self._bar = bar
+        self._task = task
+        self._total = 0
+
+    def expect(self, size: int) -> None:
+        self._total += size
+        self._bar.update(self._task, total=self._total)
+
+    def advance(self, size: int) -> None:
+        self._bar.advance(self._task, size)
