@@ -1,6 +1,8 @@
 # Bindle server image. Build and run:
 #   docker build -t bindle-server .
-#   docker run -p 127.0.0.1:8080:8080 -v bindle-data:/data bindle-server
+#   docker run -p 127.0.0.1:8080:8080 -v bindle-data:/data -e BINDLE_UNAUTHENTICATED=true bindle-server
+# (open to whoever reaches the published port; give credentials instead to publish it wider:
+# see the README's Authentication section).
 # Arguments after the image name go to the CLI, e.g. `docker run ... bindle-server reindex`.
 FROM python:3.11-slim
 
@@ -28,9 +30,11 @@ RUN groupadd --system --gid 10001 bindle \
     && chown 10001:10001 /data
 
 # The container listens on all of its interfaces, which the server refuses without
-# authentication unless told so; compose publishes the port on the host's loopback only.
-ENV BINDLE_UNAUTHENTICATED=true \
-    BINDLE_IP_ADDRESS_PORT=0.0.0.0:8080 \
+# authentication unless told so: `docker run` with credentials (a token file or htpasswd
+# in /data), or with `-e BINDLE_UNAUTHENTICATED=true` to serve open on purpose. The image
+# never opts in itself, so that `docker run -p 8080:8080` never publishes an open,
+# writable registry; compose's loopback-published services opt in.
+ENV BINDLE_IP_ADDRESS_PORT=0.0.0.0:8080 \
     BINDLE_DIRECTORY=/data
 
 VOLUME ["/data"]

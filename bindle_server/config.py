@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import AliasChoices, BeforeValidator, Field
+from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bindle_server.model.duration import parse_duration
@@ -159,6 +159,14 @@ class Settings(BaseSettings):
     )
     tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
     tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")
+
+    @model_validator(mode="after")
+    def _tls_files_together(self) -> Settings:
+        # Checked here, not only by the CLI: a TLS setting that is silently ignored would
+        # serve plain HTTP where the operator asked for HTTPS.
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together: give both or neither")
+        return self
 
     def listens_on_loopback(self) -> bool:
         """Whether `address` is a loopback address (127.0.0.0/8, ::1 or localhost)."""

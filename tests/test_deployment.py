@@ -590,6 +590,14 @@ def test_scale_out_nodes_share_storage_index_signing_keys_and_credentials() -> N
     )
 
 
+def test_compose_opts_in_to_open_serving_where_it_publishes_on_loopback_only() -> None:
+    """The image refuses to serve open (tests/auth/test_exposure.py); compose's services are
+    open on purpose, each behind a port published on the host's loopback only."""
+    assert "BINDLE_UNAUTHENTICATED" not in dockerfile_env()
+    for name in (SERVICE_NAME, *NODES):
+        assert compose_environment(name).get("BINDLE_UNAUTHENTICATED") == "true", name
+
+
 def test_scale_out_nodes_build_the_repository_image_with_the_s3_and_postgres_extras() -> None:
     for name in (*NODES, KEY_INIT):
         build = service(name)["build"]

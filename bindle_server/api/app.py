@@ -14,9 +14,10 @@ from fastapi import Depends, FastAPI
 from bindle_server import __version__
 from bindle_server.api.auth import get_access, open_auth
 from bindle_server.api.errors import install_error_handlers
+from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
-from bindle_server.api.routes import health, invoices, keys, login, query, relationships
+from bindle_server.api.routes import docs, health, invoices, keys, login, query, relationships
 from bindle_server.backend import open_backend
 from bindle_server.config import Settings, configure_logging
 from bindle_server.lifecycle.collector import (
@@ -90,12 +91,14 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
 
     `backend_checked`: the caller has just run the stores' start-up checks (serve does,
     to report a bad backend in one line), so the lifespan does not run them again.
+    Raises InvalidAuthConfig for an open server on a non-loopback address, whoever starts it.
     """
+    auth = open_auth(settings)
+    check_exposure(settings, auth.enabled)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing = open_signing(settings)
-        auth = open_auth(settings)
         gc_settings = collector_settings(settings)
         async with open_backend(
             settings.storage_url, settings.index, start_stores=not backend_checked
@@ -147,9 +150,15 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
         summary="Bindle v1 protocol: invoices and content-addressed parcels",
         lifespan=lifespan,
         default_response_class=TomlResponse,
+        # Served by routes/docs.py, which applies the server's read access to them.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
+    if not auth.enabled and not settings.unauthenticated:
+        app.add_middleware(LoopbackOnly)
     # Every /v1 route authenticates its caller first (a bad Authorization header is a 401
     # everywhere); routes check what the caller may do with the bindle they act on.
     for router in (invoices.router, relationships.router, query.router, keys.router):
@@ -158,6 +167,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     # so a stale token sent along does not block getting a new one.
     app.include_router(login.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(docs.router)
     return app
 
 

@@ -50,11 +50,12 @@ class AuthSetup:
             return "none (every caller may read and write)"
         modes = []
         if self.htpasswd is not None:
+            found = "" if self.htpasswd.exists else ", which does not exist yet"
             modes.append(
-                f"HTTP Basic ({len(self.htpasswd.value.hashes)} user(s) in {self.htpasswd.path}, "
-                "reloaded when it changes)"
+                f"HTTP Basic ({len(self.htpasswd.value.hashes)} user(s) in {self.htpasswd.path}"
+                f"{found}, reloaded when it changes)"
             )
-        if self.tokens is not None:
+        if self.tokens is not None and self.tokens.exists:
             modes.append(f"bearer tokens ({len(self.tokens)} in {self.tokens.path})")
         if self.oidc is not None:
             modes.append(self.oidc.describe())
@@ -80,16 +81,20 @@ def open_auth(settings: Settings) -> AuthSetup:
         if settings.htpasswd_file
         else None
     )
-    tokens_path = settings.tokens_path
-    tokens = TokenRegistry.open(tokens_path) if tokens_path.exists() else None
+    # Read even when the file does not exist yet: a token created while the server runs
+    # must work at once. Only its existence at start-up turns authentication on, though:
+    # an open server does not close itself while serving.
+    tokens = TokenRegistry.open(settings.tokens_path)
     oidc_config = OidcConfig.from_settings(
         settings.oidc_issuer_url, settings.oidc_client_id, settings.oidc_device_url
     )
     oidc = OidcVerifier(oidc_config) if oidc_config is not None else None
     # The token file first (cheap, `bindle_` tokens only), then JWTs.
-    bearers: tuple[BearerVerifier, ...] = (TokenVerifier(tokens),) if tokens else ()
+    bearers: tuple[BearerVerifier, ...] = (TokenVerifier(tokens),)
     if oidc is not None:
         bearers = (*bearers, oidc)
+    if htpasswd is None and oidc is None and not tokens.exists:
+        bearers = ()
     authenticator = Authenticator(htpasswd, bearers)
     policy = Policy.load(settings.auth_policy) if settings.auth_policy else None
     if not authenticator.enabled:

@@ -32,6 +32,11 @@ REQUIRED = "unauthorized: this request needs credentials (HTTP Basic or a bearer
 class BearerVerifier(Protocol):
     """One source of bearer tokens (the token file; OIDC later)."""
 
+    @property
+    def active(self) -> bool:
+        """Whether this source may accept a token now (to advertise the Bearer scheme)."""
+        ...
+
     async def verify(self, credential: str) -> Identity | None:
         """The identity a bearer credential proves, or None when this source does not know it."""
         ...
@@ -42,6 +47,10 @@ class TokenVerifier:
 
     def __init__(self, registry: TokenRegistry) -> None:
         self.registry = registry
+
+    @property
+    def active(self) -> bool:
+        return self.registry.exists
 
     async def verify(self, credential: str) -> Identity | None:
         if self.registry.refresh_due():
@@ -106,12 +115,16 @@ class Authenticator:
         self.htpasswd = htpasswd
         self.bearers = bearers
         self._cache = _SuccessCache(cache_ttl)
+
+    @property
+    def challenges(self) -> tuple[str, ...]:
+        """One challenge per scheme a caller may use now (the token file may appear later)."""
         challenges = []
-        if htpasswd is not None:
+        if self.htpasswd is not None:
             challenges.append(f'Basic realm="{REALM}", charset="UTF-8"')
-        if bearers:
+        if any(bearer.active for bearer in self.bearers):
             challenges.append(f'Bearer realm="{REALM}"')
-        self.challenges = tuple(challenges)
+        return tuple(challenges)
 
     @property
     def enabled(self) -> bool:

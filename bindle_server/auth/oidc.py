@@ -129,6 +129,10 @@ class OidcVerifier:
         self._last_fetch: float | None = None
         self._lock = anyio.Lock()
 
+    @property
+    def active(self) -> bool:
+        return True
+
     def describe(self) -> str:
         return f"OIDC (issuer {self.config.issuer_url}, client id {self.config.client_id})"
 

@@ -38,8 +38,15 @@ class ReloadingFile(Generic[T]):
         self._what = what
         self._lock = threading.Lock()
         self._signature = _signature(path)
-        self.value = load(path)  # at start-up a broken file is an error, not "empty"
+        # A file that does not exist yet grants nothing until it appears (`token create`
+        # or `htpasswd -c` on a running server); one that exists but is broken is an error
+        # at start-up, not "empty".
+        self.value = load(path) if self._signature is not None else empty
         self._checked = time.monotonic()
+
+    @property
+    def exists(self) -> bool:
+        return self._signature is not None
 
     def refresh_due(self) -> bool:
         return time.monotonic() - self._checked >= self.INTERVAL
@@ -52,6 +59,10 @@ class ReloadingFile(Generic[T]):
             if signature == self._signature:
                 return False
             self._signature = signature
+            if signature is None:
+                log.warning("%s is gone; no %s is accepted until it is back", self.path, self._what)
+                self.value = self._empty
+                return True
             try:
                 self.value = self._load(self.path)
             except InvalidAuthConfig as exc:

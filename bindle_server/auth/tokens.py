@@ -150,6 +150,10 @@ class TokenRegistry:
     def __len__(self) -> int:
         return len(self._file.value.entries)
 
+    @property
+    def exists(self) -> bool:
+        return self._file.exists
+
     def refresh_due(self) -> bool:
         return self._file.refresh_due()
 

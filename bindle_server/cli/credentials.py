@@ -98,6 +98,7 @@ def token_create(
 
     settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
     path = settings.tokens_path
+    first = not path.exists()
     try:
         lifetime = parse_duration(expires) if expires is not None else None
         with TokenFile.edit(path) as tokens:
@@ -106,6 +107,12 @@ def token_create(
         raise typer.BadParameter(str(exc)) from None
     entry = tokens.entries[-1]
     until = f"expires {entry.expires.isoformat()}" if entry.expires else "does not expire"
+    if first:
+        typer.echo(
+            f"{path} is new: servers using it that run with authentication accept the token "
+            "at once; one running without authentication turns it on when restarted",
+            err=True,
+        )
     typer.echo(f"created token {name!r} in {path} ({until}); it is shown only once:", err=True)
     typer.echo(value)
 

@@ -65,7 +65,8 @@ def _override(settings: Settings | None, **values: Any) -> Settings:
         return Settings.model_validate({**settings.model_dump(), **given}) if given else settings
     except ValidationError as exc:
         problems = "; ".join(
-            f"--{str(error['loc'][0]).replace('_', '-')}: "
+            # A check across settings (a model validator) has no location of its own.
+            (f"--{str(error['loc'][0]).replace('_', '-')}: " if error["loc"] else "")
             + error["msg"].removeprefix("Value error, ")
             for error in exc.errors()
         )
@@ -215,6 +216,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         open_signing,
     )
     from bindle_server.api.auth import open_auth
+    from bindle_server.api.exposure import check_exposure
     from bindle_server.search.registry import check_index_url
 
     try:
@@ -225,6 +227,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
         # Fail here, with one readable line, rather than inside the server's start-up.
         open_signing(settings)
         auth = open_auth(settings)
+        check_exposure(settings, auth.enabled)
         check_index_url(settings.index)
         collector_settings(settings)
     except (ValueError, BindleError) as exc:
@@ -239,18 +242,10 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
             "no authentication: anyone who can reach %s may read and write (loopback only)",
             settings.address,
         )
-    elif settings.unauthenticated:
+    else:
         log.warning(
             "no authentication (--unauthenticated): anyone who can reach %s may read and write",
             settings.address,
-        )
-    else:
-        raise typer.BadParameter(
-            f"{settings.address} is not a loopback address and no authentication is "
-            "configured: give --htpasswd-file or the --oidc-* settings, or create a token "
-            "(bindle-server token create), pass --unauthenticated "
-            "(BINDLE_UNAUTHENTICATED=true) to serve it open anyway, or listen on 127.0.0.1",
-            param_hint="--address",
         )
     log.info(
         "bindle-server %s: data in %s, listening on %s://%s",
@@ -293,9 +288,7 @@ def _existing_store(settings: Settings) -> Settings:
 
 
 def _tls_options(settings: Settings) -> dict[str, str]:
-    """uvicorn's TLS options: both files or neither, and both readable."""
-    if (settings.tls_cert is None) != (settings.tls_key is None):
-        raise typer.BadParameter("--tls-cert and --tls-key go together: give both or neither")
+    """uvicorn's TLS options, once both files are readable (Settings pairs them)."""
     if settings.tls_cert is None or settings.tls_key is None:
         return {}
     for path in (settings.tls_cert, settings.tls_key):

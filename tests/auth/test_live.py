@@ -158,3 +158,36 @@ def test_reference_client_pushes_with_http_basic_credentials(
         assert httpx.get(url, headers=credentials).content == p.data
     info = alice.run("info", doc.bindle_id)
     assert tomli.loads(info.stdout)["bindle"]["name"] == doc.name
+
+
+def test_a_token_created_after_start_works_at_once(
+    server_factory: Callable[..., ServerProcess], htpasswd_file: Path, tmp_path: Path
+) -> None:
+    """The server started with no token file at all (HTTP Basic only)."""
+    data = tmp_path / "data"
+    server = server_factory(data, "--htpasswd-file", str(htpasswd_file))
+    assert not (data / "tokens.toml").exists()
+    created = run_command("token", "create", "--name", "late", "--directory", str(data))
+    assert created.returncode == 0, created.stderr
+    assert "turns it on when restarted" in created.stderr
+    token = created.stdout.strip()
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{server.url}/_q", headers=bearer(token)).status_code != 200:
+        assert time.monotonic() < deadline, "the new token is still refused"
+        time.sleep(0.1)
+    assert httpx.get(f"{server.url}/_q", headers=bearer("bindle_wrong")).status_code == 401
+
+
+def test_an_htpasswd_file_created_after_start_works_at_once(
+    server_factory: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    users = tmp_path / "users"
+    server = server_factory(None, "--htpasswd-file", str(users))
+    assert "does not exist yet" in server.log()
+    assert httpx.get(f"{server.url}/_q", headers=basic("alice", "pw")).status_code == 401
+    users.write_text(bcrypt_entry("alice", "pw") + "\n")
+    deadline = time.monotonic() + 10
+    while httpx.get(f"{server.url}/_q", headers=basic("alice", "pw")).status_code != 200:
+        assert time.monotonic() < deadline, "the new htpasswd file is still ignored"
+        time.sleep(0.1)
+    assert httpx.get(f"{server.url}/_q").status_code == 401
