@@ -94,7 +94,7 @@ def start_server(
         while time.monotonic() < deadline and process.poll() is None:
             # Only our own process's log proves the port is ours: another test run may
             # have bound the same free port first and would answer /healthz too.
-            if f"running on {scheme}://127.0.0.1:{port}" in server.log():
+            if f"listening on {scheme}://127.0.0.1:{port}" in server.log():
                 try:
                     # Our own self-signed certificate in TLS tests: nothing to verify here.
                     health = httpx.get(f"{server.base_url}/healthz", timeout=1.0, verify=False)

@@ -18,6 +18,7 @@ from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.routes import docs, health, invoices, keys, login, query, relationships
+from bindle_server.api.shutdown import ShutdownGuard
 from bindle_server.backend import open_backend
 from bindle_server.config import Settings, configure_logging
 from bindle_server.lifecycle.collector import (
@@ -159,6 +160,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
     if not auth.enabled and not settings.unauthenticated:
         app.add_middleware(LoopbackOnly)
+    app.add_middleware(ShutdownGuard)  # outermost: it also covers the other middleware
     # Every /v1 route authenticates its caller first (a bad Authorization header is a 401
     # everywhere); routes check what the caller may do with the bindle they act on.
     for router in (invoices.router, relationships.router, query.router, keys.router):

@@ -8,10 +8,10 @@ import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
 from pydantic import ValidationError
 
 from bindle_server import __version__
+from bindle_server.cli import listen
 from bindle_server.cli.options import (
     AddressOption,
     AnonymousReadOption,
@@ -220,7 +220,7 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     from bindle_server.search.registry import check_index_url
 
     try:
-        host, port = settings.host_and_port()
+        settings.host_and_port()
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--address") from None
     try:
@@ -247,16 +247,15 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
             "no authentication (--unauthenticated): anyone who can reach %s may read and write",
             settings.address,
         )
+    sock = listen.bind(settings)
     log.info(
-        "bindle-server %s: data in %s, listening on %s://%s",
+        "bindle-server %s listening on %s://%s, data in %s",
         __version__,
-        settings.storage_url,
         "https" if tls else "http",
         settings.address,
+        settings.storage_url,
     )
     options: dict[str, Any] = {
-        "host": host,
-        "port": port,
         "log_config": None,
         "log_level": log_level.lower(),
         "server_header": False,
@@ -265,15 +264,13 @@ def _serve(settings: Settings, log_level: str, workers: int = 1) -> None:
     if workers == 1:
         app = create_app(settings, backend_checked=True)
         freeze_startup_objects()
-        uvicorn.run(app, **options)
+        listen.run(app, sock, workers, **options)
         return
     # Worker processes import the app and rebuild the settings from the environment. They
     # share the data directory safely: writes publish with link/rename, temp files are
     # locked, and the SQLite index coordinates its writers.
     os.environ.update(settings.to_environment(), BINDLE_LOG_LEVEL=log_level)
-    uvicorn.run(
-        "bindle_server.api.app:app_from_environment", factory=True, workers=workers, **options
-    )
+    listen.run("bindle_server.api.app:app_from_environment", sock, workers, factory=True, **options)
 
 
 def _existing_store(settings: Settings) -> Settings:
