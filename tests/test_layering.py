@@ -1,5 +1,6 @@
 """Dependencies point one way: model <- storage, search, auth <- backend, service <- api, cli; the
-client library sits on model and signing, and the `bindle` CLI only on the client."""
+client library sits on model, signing and durable (crash-safe file writes, shared with
+storage), and the `bindle` CLI only on the client."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ PACKAGE = Path(__file__).parents[1] / "bindle_server"
 # Which project packages each layer may import (besides itself, errors and the package root).
 ALLOWED = {
     "model": set(),
-    "storage": {"model"},
+    "durable": set(),
+    "storage": {"model", "durable"},
     "search": {"model"},
     "signing": {"model"},
     "service": {"model", "storage", "search", "signing"},
@@ -34,7 +36,7 @@ ALLOWED = {
         "backend",
         "lifecycle",
     },
-    "client": {"model", "signing"},
+    "client": {"model", "signing", "durable"},
     "cli": {
         "model",
         "storage",
@@ -56,6 +58,7 @@ CLIENT_CLI = PACKAGE / "cli" / "client"
 CLIENT_CLI_ALLOWED = {"client", "model", "signing", "errors"}
 # Third-party modules the pure layers must not touch.
 FORBIDDEN_EXTERNAL = {
+    "durable": {"fastapi", "starlette", "uvicorn", "anyio", "httpx"},
     "model": {"fastapi", "starlette", "uvicorn", "aiofiles", "anyio", "sqlite3"},
     "storage": {"fastapi", "starlette", "uvicorn"},
     "search": {"fastapi", "starlette", "uvicorn"},

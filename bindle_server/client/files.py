@@ -7,6 +7,8 @@ import secrets
 from pathlib import Path
 from types import TracebackType
 
+from bindle_server.durable import create_unique, fsync_dir, move_into_place
+
 
 class TempBeside:
     """A new, uniquely named empty file beside `target`; `commit` moves it onto the target.
@@ -18,15 +20,10 @@ class TempBeside:
 
     def __init__(self, target: Path) -> None:
         self.target = target
-        for _ in range(8):  # a clash of 48 random bits is already unheard of
-            self.path = target.with_name(f".{target.name}.{secrets.token_hex(6)}.part")
-            try:
-                os.close(os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
-                break
-            except FileExistsError:
-                continue
-        else:
-            raise FileExistsError(f"cannot create a temporary file beside {target}")
+        self.path, fd = create_unique(
+            lambda: f".{target.name}.{secrets.token_hex(6)}.part", target.parent, 0o666
+        )
+        os.close(fd)  # callers open the file themselves, as a stream
         self._committed = False
 
     def __enter__(self) -> TempBeside:
@@ -48,13 +45,9 @@ class TempBeside:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(self.path, self.target)
+        move_into_place(self.path, self.target, replace=True)
         self._committed = True
-        directory = os.open(self.target.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+        fsync_dir(self.target.parent)
 
     def write(self, data: bytes) -> None:
         """Fill the file with `data` (for small files such as invoices)."""

@@ -18,6 +18,7 @@ import os
 import uuid
 from pathlib import Path
 
+from bindle_server.durable import create_unique, fsync_dir, move_into_place
 from bindle_server.errors import InsufficientStorage
 
 log = logging.getLogger(__name__)
@@ -26,14 +27,6 @@ TEMP_PREFIX = ".tmp-"
 # Written bytes are handed to the kernel's writeback in windows of this size (see write).
 _WRITEBACK_WINDOW = 32 * 1024 * 1024
 _DONTNEED = os.POSIX_FADV_DONTNEED
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _raise_storage_error(exc: OSError) -> None:
@@ -50,8 +43,7 @@ class TempFile:
 
     def __init__(self, staging: Path) -> None:
         for _ in range(3):
-            self.path = staging / f"{TEMP_PREFIX}{uuid.uuid4().hex}"
-            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            self.path, self._fd = create_unique(_temp_name, staging, 0o644)
             # Blocking: a sweep that found the new file holds its lock for a moment only.
             fcntl.flock(self._fd, fcntl.LOCK_EX)
             # A sweep in another process may have removed the file between its creation
@@ -113,7 +105,7 @@ class TempFile:
             for attempt in range(3):
                 target.parent.mkdir(parents=True, exist_ok=True)
                 try:
-                    published = self._link(target, replace=replace)
+                    published = move_into_place(self.path, target, replace=replace)
                     break
                 except FileNotFoundError:
                     # A purge or garbage collection removed the (empty) directory between
@@ -130,16 +122,6 @@ class TempFile:
             self.discard()
         return published
 
-    def _link(self, target: Path, *, replace: bool) -> bool:
-        if replace:
-            os.replace(self.path, target)
-            return True
-        try:
-            os.link(self.path, target)
-        except FileExistsError:
-            return False
-        return True
-
     def discard(self) -> None:
         """Close and remove the temp file; safe to call more than once."""
         if self._fd >= 0:
@@ -147,6 +129,10 @@ class TempFile:
             self._fd = -1
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.path)
+
+
+def _temp_name() -> str:
+    return f"{TEMP_PREFIX}{uuid.uuid4().hex}"
 
 
 def write_file(staging: Path, target: Path, data: bytes, *, replace: bool) -> bool:

@@ -20,9 +20,10 @@ from pathlib import Path
 
 import anyio
 
+from bindle_server.durable import fsync_dir
 from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
-from bindle_server.model import is_sha256
-from bindle_server.storage.atomic import TempFile, fsync_dir, remove_file, sweep, write_file
+from bindle_server.model import is_sha256, layout
+from bindle_server.storage.atomic import TempFile, remove_file, sweep, write_file
 from bindle_server.storage.base import RecordKind, StoredObject
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ class LocalParcelStore:
         self._quarantine_dir = quarantine
 
     def _path(self, sha256: str) -> Path:
-        return self._root / sha256 / "parcel.dat"
+        return self._root / sha256 / layout.PARCEL_FILE
 
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self._path(sha256).is_file)
@@ -258,7 +259,7 @@ class LocalInvoiceStore:
         self._records = records
 
     def _path(self, key: str) -> Path:
-        return self._root / key / "invoice.toml"
+        return self._root / key / layout.INVOICE_FILE
 
     def _record_path(self, kind: RecordKind, key: str) -> Path:
         return self._records / kind.value / key
@@ -322,8 +323,8 @@ class LocalStores:
     def __init__(self, root: Path) -> None:
         self.root = root
         staging = root / "tmp"
-        for directory in (root / "invoices", root / "parcels", staging):
+        for directory in (root / layout.INVOICES, root / layout.PARCELS, staging):
             directory.mkdir(parents=True, exist_ok=True)
         sweep(staging)
-        self.parcels = LocalParcelStore(root / "parcels", staging, root / "quarantine")
-        self.invoices = LocalInvoiceStore(root / "invoices", staging, root)
+        self.parcels = LocalParcelStore(root / layout.PARCELS, staging, root / "quarantine")
+        self.invoices = LocalInvoiceStore(root / layout.INVOICES, staging, root)

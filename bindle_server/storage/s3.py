@@ -51,7 +51,7 @@ from bindle_server.errors import (
     SizeMismatch,
     StorageUnavailable,
 )
-from bindle_server.model import is_sha256
+from bindle_server.model import is_sha256, layout
 from bindle_server.storage.base import StoredObject
 from bindle_server.storage.s3_bucket import (
     S3Bucket,
@@ -99,7 +99,7 @@ class S3ParcelStore:
         self._bucket = bucket
 
     def _key(self, sha256: str) -> str:
-        return self._bucket.key("parcels", sha256, "parcel.dat")
+        return self._bucket.key(*layout.parcel_parts(sha256))
 
     async def size(self, sha256: str) -> int | None:
         try:
@@ -229,11 +229,11 @@ class S3ParcelStore:
             yield entry.name, entry.size
 
     async def inventory(self) -> AsyncIterator[StoredObject]:
-        prefix = self._bucket.key("parcels", "")
+        prefix = self._bucket.key(layout.PARCELS, "")
         async for page in self._bucket.paginate("list_objects_v2", Prefix=prefix):
             for item in page.get("Contents", []):
                 name, _, rest = item["Key"][len(prefix) :].partition("/")
-                if rest == "parcel.dat" and is_sha256(name):
+                if rest == layout.PARCEL_FILE and is_sha256(name):
                     yield StoredObject(name, int(item["Size"]), timestamp(item))
 
     async def delete(self, digests: Sequence[str]) -> None:
@@ -264,7 +264,7 @@ class S3ParcelStore:
         """Abort parcel uploads started before `older_than` ago; return how many."""
         cutoff = datetime.now(UTC) - older_than
         stale: list[tuple[str, str]] = []
-        prefix = self._bucket.key("parcels", "")
+        prefix = self._bucket.key(layout.PARCELS, "")
         async for page in self._bucket.paginate("list_multipart_uploads", Prefix=prefix):
             for upload in page.get("Uploads", []):
                 if upload["Initiated"] <= cutoff:

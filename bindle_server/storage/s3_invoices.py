@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 
 from botocore.exceptions import ClientError
 
+from bindle_server.model import layout
 from bindle_server.storage.base import RecordKind, StoredObject
 from bindle_server.storage.s3_bucket import S3Bucket, is_precondition_failed, read_object, timestamp
 
@@ -17,7 +18,7 @@ class S3InvoiceStore:
         self._bucket = bucket
 
     def _key(self, key: str) -> str:
-        return self._bucket.key("invoices", key, "invoice.toml")
+        return self._bucket.key(*layout.invoice_parts(key))
 
     async def create(self, key: str, document: bytes) -> bool:
         try:
@@ -69,11 +70,11 @@ class S3InvoiceStore:
                     yield StoredObject(name, int(item["Size"]), timestamp(item))
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
-        prefix = self._bucket.key("invoices", "")
+        prefix = self._bucket.key(layout.INVOICES, "")
         async for page in self._bucket.paginate("list_objects_v2", Prefix=prefix):
             for item in page.get("Contents", []):
                 key, _, rest = item["Key"][len(prefix) :].partition("/")
-                if rest != "invoice.toml":
+                if rest != layout.INVOICE_FILE:
                     continue
                 document = await self.read(key)
                 if document is not None:
