@@ -8,11 +8,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import Depends, FastAPI
 
 from bindle_server import __version__
-from bindle_server.api.auth import get_access, open_auth
+from bindle_server.api.auth import AuthSetup, get_access, open_auth
 from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
@@ -87,6 +88,10 @@ def collector_settings(settings: Settings) -> CollectorSettings:
     return CollectorSettings(settings.pending_ttl, settings.gc_grace, retention)
 
 
+# routes/docs.py serves these, under the server's read access.
+_NO_BUILT_IN_DOCS: dict[str, Any] = {"openapi_url": None, "docs_url": None, "redoc_url": None}
+
+
 def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     """Build the application; stores and index open in its lifespan, not at import.
 
@@ -117,33 +122,10 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
             app.state.settings = settings
             app.state.auth = auth
             log.info("serving bindles from %s", backend.stores.description)
-            log.info("query index: %s", redact(settings.index) if settings.index else "SQLite")
-            log.info("signing: %s", signing.describe())
-            log.info("authentication: %s", auth.describe())
-            log.info("lifecycle: %s", _describe_lifecycle(settings, gc_settings))
-            tasks = [
-                asyncio.create_task(
-                    _maintain(
-                        service,
-                        backend.stores.maintain,
-                        settings.maintenance_interval,
-                        settings.pending_ttl,
-                    )
-                )
-            ]
-            if settings.gc_interval:
-                tasks.append(
-                    asyncio.create_task(
-                        _collect_periodically(service, gc_settings, settings.gc_interval)
-                    )
-                )
-            try:
+            for line in _describe(settings, signing, auth, gc_settings):
+                log.info("%s", line)
+            async with _background(service, backend.stores.maintain, settings, gc_settings):
                 yield
-            finally:
-                for task in tasks:
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
 
     app = FastAPI(
         title="Bindle server",
@@ -151,10 +133,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
         summary="Bindle v1 protocol: invoices and content-addressed parcels",
         lifespan=lifespan,
         default_response_class=TomlResponse,
-        # Served by routes/docs.py, which applies the server's read access to them.
-        openapi_url=None,
-        docs_url=None,
-        redoc_url=None,
+        **_NO_BUILT_IN_DOCS,
     )
     install_error_handlers(app)
     app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
@@ -173,6 +152,44 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     return app
 
 
+@asynccontextmanager
+async def _background(
+    service: BindleService,
+    maintain_stores: Callable[[], Awaitable[None]],
+    settings: Settings,
+    gc_settings: CollectorSettings,
+) -> AsyncIterator[None]:
+    """The maintenance rounds and periodic GC, for as long as the app serves."""
+    tasks = [
+        asyncio.create_task(
+            _maintain(service, maintain_stores, settings.maintenance_interval, settings.pending_ttl)
+        )
+    ]
+    if settings.gc_interval:
+        tasks.append(
+            asyncio.create_task(_collect_periodically(service, gc_settings, settings.gc_interval))
+        )
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _describe(
+    settings: Settings, signing: HostSigning, auth: AuthSetup, gc: CollectorSettings
+) -> list[str]:
+    """The start-up log's account of how this server is set up."""
+    return [
+        f"query index: {redact(settings.index) if settings.index else 'SQLite'}",
+        f"signing: {signing.describe()}",
+        f"authentication: {auth.describe()}",
+        f"lifecycle: {_describe_lifecycle(settings, gc)}",
+    ]
+
+
 def _describe_lifecycle(settings: Settings, gc: CollectorSettings) -> str:
     pushes = "atomic pushes" if settings.atomic_push else "pushes visible at once"
     every = f"every {format_duration(settings.gc_interval)}" if settings.gc_interval else "off"
@@ -185,8 +202,9 @@ def _describe_lifecycle(settings: Settings, gc: CollectorSettings) -> str:
 
 def app_from_environment() -> FastAPI:
     """The app for uvicorn worker processes, configured by BINDLE_* variables."""
-    configure_logging()
-    app = create_app(Settings())
+    settings = Settings()
+    configure_logging(settings.log_level)
+    app = create_app(settings)
     freeze_startup_objects()
     return app
 

@@ -192,17 +192,9 @@ class BindleService(StoredInvoices):
         tombstone = await self._tombstone(key)
         if tombstone is not None and not tombstone.allows(submitted):
             raise InvoicePurged(str(bindle_id), tombstone.purged_at)
-        digests = [label.sha256 for label in submitted.labels]
-        stored_sizes = await self._parcels.stored_sizes(digests)
-        for label in submitted.labels:
-            stored = stored_sizes.get(label.sha256)
-            if stored is not None and stored != label.size:
-                # The invoice could never be fetched whole: its label contradicts bytes
-                # that are already stored under that digest.
-                raise SizeMismatch(label.sha256, label.size, stored)
+        incomplete = await self._check_stored_sizes(submitted)
         invoice = self._host.accept(submitted)
         document = dump_invoice(invoice)
-        incomplete = len(stored_sizes) < len(set(digests))
         token = await self._index.begin(key)
         recorded = False
         try:
@@ -239,6 +231,18 @@ class BindleService(StoredInvoices):
             ", pending" if self._atomic and missing else "",
         )
         return CreatedInvoice(invoice, missing)
+
+    async def _check_stored_sizes(self, submitted: Invoice) -> bool:
+        """Refuse labels that contradict stored parcels; True when some are not stored."""
+        digests = {label.sha256 for label in submitted.labels}
+        stored_sizes = await self._parcels.stored_sizes(list(digests))
+        for label in submitted.labels:
+            stored = stored_sizes.get(label.sha256)
+            if stored is not None and stored != label.size:
+                # The invoice could never be fetched whole: its label contradicts bytes
+                # that are already stored under that digest.
+                raise SizeMismatch(label.sha256, label.size, stored)
+        return len(stored_sizes) < len(digests)
 
     def _check_limits(self, invoice: Invoice) -> None:
         if invoice.is_yanked:
