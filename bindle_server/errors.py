@@ -1,24 +1,30 @@
 """The domain's exception tree; the HTTP layer maps each class to one status code.
 
-BindleError
-├── InvalidInput                 the request names or carries something malformed
+The client raises the same classes when a server answers with them (and its own,
+drawn in `client/errors.py`, for what only a client meets), so one `except` clause
+catches an error wherever it arose.
+
+BindleError                      the client's ClientError is this class
+├── InvalidInput                 a request, an argument or a local file is malformed
 │   ├── InvalidBindleId          not NAME/VERSION, bad name or bad SemVer version
 │   ├── InvalidDigest            not 64 lowercase hex characters
 │   ├── InvalidInvoice           the invoice document does not parse or breaks a rule
 │   ├── InvalidQuery             an unparsable `_q` parameter or SemVer filter
 │   ├── ParcelNotInInvoice       the digest is not listed by the invoice it is reached through
-│   ├── SizeMismatch             uploaded bytes are more or fewer than the label's size
-│   └── DigestMismatch           uploaded bytes do not hash to the parcel's digest
-├── NotFound
-│   ├── InvoiceNotFound
-│   ├── InvoicePending           atomic pushes: the invoice waits for parcels, hidden until then
-│   └── ParcelNotFound           listed by the invoice but not uploaded yet
+│   └── IntegrityError           bytes do not match the label that names them
+│       ├── SizeMismatch         they are more or fewer than the label's size
+│       └── DigestMismatch       they do not hash to the parcel's digest
+├── ResponseError                what a server answers with its status; a client rebuilds it
+│   ├── NotFound
+│   │   ├── InvoiceNotFound
+│   │   ├── InvoicePending       atomic pushes: the invoice waits for parcels, hidden until then
+│   │   └── ParcelNotFound       listed by the invoice but not uploaded yet
+│   └── AlreadyExists
+│       ├── InvoiceExists
+│       │   ├── InvoiceConflict  another invoice is pending under this bindle id
+│       │   └── InvoicePurged    the id was purged; only the purged content may come back
+│       └── ParcelExists
 ├── InvoiceYanked                the invoice is yanked and the caller did not ask for yanked
-├── AlreadyExists
-│   ├── InvoiceExists
-│   │   ├── InvoiceConflict      another invoice is pending under this bindle id
-│   │   └── InvoicePurged        the id was purged; only the purged content may come back
-│   └── ParcelExists
 ├── YankedOnCreate               an invoice submitted with `yanked = true`
 ├── RangeNotSatisfiable          a `Range` that lies outside the parcel
 ├── PayloadTooLarge              a body, header block or invoice over the server's limits
@@ -36,9 +42,11 @@ BindleError
 
 from __future__ import annotations
 
+from typing import Self
+
 
 class BindleError(Exception):
-    """Base class of every error the domain raises on purpose."""
+    """Base class of every error the server or the client raises on purpose."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -46,7 +54,7 @@ class BindleError(Exception):
 
 
 class InvalidInput(BindleError):
-    """The request names or carries something malformed."""
+    """Something named or carried is malformed: a request, an argument or a local file."""
 
 
 class InvalidBindleId(InvalidInput):
@@ -74,30 +82,90 @@ class ParcelNotInInvoice(InvalidInput):
         self.sha256 = sha256
 
 
-class SizeMismatch(InvalidInput):
-    """The uploaded bytes are more or fewer than the label's `size`."""
+class IntegrityError(InvalidInput):
+    """Bytes do not match the label that names them (the parcel `sha256`)."""
 
-    def __init__(self, sha256: str, expected: int, actual: int, *, at_least: bool = False) -> None:
-        got = f"at least {actual}" if at_least else str(actual)
-        super().__init__(
-            f"parcel size does not match invoice: label of {sha256} says {expected} bytes, "
-            f"upload has {got}"
-        )
+    def __init__(self, message: str, sha256: str) -> None:
+        super().__init__(message)
         self.sha256 = sha256
+
+
+class SizeMismatch(IntegrityError):
+    """The bytes are more or fewer than the label's `size`.
+
+    Without `where` the message speaks of an upload (the server's check); with it, of the
+    bytes the client read from `where` (a download, a local file).
+    """
+
+    def __init__(
+        self,
+        sha256: str,
+        expected: int,
+        actual: int,
+        where: str | None = None,
+        *,
+        at_least: bool = False,
+    ) -> None:
+        if where is None:
+            got = f"at least {actual}" if at_least else str(actual)
+            message = (
+                f"parcel size does not match invoice: label of {sha256} says {expected} bytes, "
+                f"upload has {got}"
+            )
+        else:
+            got = f"more than {expected}" if actual > expected else str(actual)
+            message = f"{where}: parcel {sha256} should have {expected} bytes, got {got}"
+        super().__init__(message, sha256)
         self.expected = expected
         self.actual = actual
 
 
-class DigestMismatch(InvalidInput):
-    """The uploaded bytes do not hash to the parcel's digest."""
+class DigestMismatch(IntegrityError):
+    """The bytes do not hash to the parcel's digest (`where` as for SizeMismatch)."""
 
-    def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"digest does not match: expected sha256 {expected}, upload has {actual}")
+    def __init__(self, expected: str, actual: str, where: str | None = None) -> None:
+        if where is None:
+            message = f"digest does not match: expected sha256 {expected}, upload has {actual}"
+        else:
+            message = f"{where}: expected sha256 {expected}, the bytes hash to {actual}"
+        super().__init__(message, expected)
         self.expected = expected
         self.actual = actual
 
 
-class NotFound(BindleError):
+class ResponseError(BindleError):
+    """An error a server reports in its answer: a status and an `error = "..."` text.
+
+    The server raises the domain's kinds (NotFound, AlreadyExists) and answers with their
+    status; a client rebuilds an answer with `answered`, which sets `status`, `method`,
+    `url` and `server_message` (None where the error was raised, not received). A rebuilt
+    error carries only the answer: fields a subclass's own constructor sets (a bindle
+    id, a digest) are the server's and are not set.
+    """
+
+    status: int | None = None
+    method: str | None = None
+    url: str | None = None
+    server_message: str | None = None
+
+    @classmethod
+    def answered(cls, status: int, message: str, method: str, url: str) -> Self:
+        """The error a client received: `message` is the answer's `error` text."""
+        # Not `cls(...)`: a subclass's constructor takes what the server knew, not the answer.
+        error = cls.__new__(cls)
+        ResponseError.__init__(error, f"{message} ({method} {url} answered {status})")
+        error.status, error.method, error.url = status, method, url
+        error.server_message = message
+        return error
+
+    def reworded(self, message: str) -> Self:
+        """The same answer with another message, from a caller that knows what it means."""
+        if self.status is None or self.method is None or self.url is None:
+            raise ValueError("only an error a client received can be reworded")
+        return self.answered(self.status, message, self.method, self.url)
+
+
+class NotFound(ResponseError):
     """Something named by the request is not stored."""
 
 
@@ -138,7 +206,7 @@ class InvoiceYanked(BindleError):
         self.bindle_id = bindle_id
 
 
-class AlreadyExists(BindleError):
+class AlreadyExists(ResponseError):
     """The resource is immutable and already stored."""
 
 

@@ -3,29 +3,19 @@ pull of whole bindles. The `bindle` command line is built on it."""
 
 from bindle_server.client.async_client import AsyncBindleClient
 from bindle_server.client.auth import BearerToken, token_from_file
-from bindle_server.client.calls import DEFAULT_SERVER_URL, ClientConfig
 from bindle_server.client.client import BindleClient
 from bindle_server.client.concurrency import DEFAULT_CONCURRENCY
+from bindle_server.client.config import DEFAULT_SERVER_URL, ClientConfig, ClientSettings
 from bindle_server.client.documents import CreatedInvoice, QueryPage
 from bindle_server.client.errors import (
-    AlreadyExists,
     BadRequest,
     BindleYanked,
     ClientError,
     ConnectionFailed,
-    DigestMismatch,
     Forbidden,
-    IntegrityError,
-    InvalidInput,
-    InvoiceExists,
     InvoiceMismatch,
-    InvoiceNotFound,
-    NotFound,
-    ParcelExists,
-    ParcelNotFound,
-    ResponseError,
+    NotABindleServer,
     ServerError,
-    SizeMismatch,
     StandaloneError,
     Unauthorized,
     UnexpectedResponse,
@@ -57,6 +47,19 @@ from bindle_server.client.standalone import (
     write_tarball,
 )
 from bindle_server.client.tree import DirectoryBindle, invoice_from_directory
+from bindle_server.errors import (
+    AlreadyExists,
+    DigestMismatch,
+    IntegrityError,
+    InvalidInput,
+    InvoiceExists,
+    InvoiceNotFound,
+    NotFound,
+    ParcelExists,
+    ParcelNotFound,
+    ResponseError,
+    SizeMismatch,
+)
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
@@ -70,6 +73,7 @@ __all__ = [
     "BindleYanked",
     "ClientConfig",
     "ClientError",
+    "ClientSettings",
     "ConnectionFailed",
     "CreatedInvoice",
     "DigestMismatch",
@@ -81,6 +85,7 @@ __all__ = [
     "InvoiceExists",
     "InvoiceMismatch",
     "InvoiceNotFound",
+    "NotABindleServer",
     "NotFound",
     "ParcelExists",
     "ParcelNotFound",

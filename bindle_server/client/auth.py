@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from bindle_server.client.errors import InvalidInput
+from bindle_server.errors import InvalidInput
 
 
 class BearerToken(httpx.Auth):

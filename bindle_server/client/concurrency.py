@@ -1,10 +1,12 @@
-"""Running transfers a bounded number at a time, stopping at the first failure."""
+"""Running transfers a bounded number at a time, stopping at the first failure; running
+them to completion from synchronous code."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 T = TypeVar("T")
 
@@ -43,3 +45,19 @@ async def run_bounded(
             task.cancel()
     if failures:
         raise failures[0]
+
+
+def run_to_completion(operation: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run the coroutine `operation()` to its end from synchronous code, and return its result.
+
+    `asyncio.run` refuses to start in a thread whose event loop is running (a Jupyter
+    cell, an async test or web handler calling the sync API). There the coroutine gets
+    a loop of its own in a worker thread, and the caller's thread waits for it: the
+    caller's loop is blocked meanwhile, as by any blocking call.
+    """
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(operation())
+    with ThreadPoolExecutor(1, thread_name_prefix="bindle-client") as worker:
+        return worker.submit(lambda: asyncio.run(operation())).result()

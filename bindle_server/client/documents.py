@@ -7,8 +7,8 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from bindle_server.client.errors import InvalidInput, UnexpectedResponse
-from bindle_server.errors import BindleError
+from bindle_server.client.errors import UnexpectedResponse
+from bindle_server.errors import BindleError, InvalidInput
 from bindle_server.model import Format, Invoice, Label, parse_invoice
 from bindle_server.model.codec import describe_validation_error, load_document
 from bindle_server.signing import KeyRing
@@ -118,15 +118,21 @@ def keyring(data: bytes) -> KeyRing:
 
 def error_message(data: bytes, fallback: str) -> str:
     """The `error` text of a TOML error body; the start of the body when it is something else."""
-    try:
-        document = load_document(data, Format.TOML)
-    except BindleError:
-        document = {}
-    message = document.get("error")
-    if isinstance(message, str) and message:
+    message = bindle_error(data)
+    if message is not None:
         return message
     text = data.decode("utf-8", "replace").strip()
     return text[:300] if text else fallback
+
+
+def bindle_error(data: bytes) -> str | None:
+    """The `error` text when the body is a Bindle error document (`error = "..."`), else None."""
+    try:
+        document = load_document(data, Format.TOML)
+    except BindleError:
+        return None
+    message = document.get("error")
+    return message if isinstance(message, str) and message else None
 
 
 def _labels(items: Any, key: str) -> list[Label]:

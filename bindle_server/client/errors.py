@@ -1,28 +1,32 @@
 """The client's exception tree: every error the client raises on purpose is a ClientError.
 
-ClientError
-├── InvalidInput                 an argument or local file is malformed (bindle id, invoice)
+ClientError                      = bindle_server.errors.BindleError, the server's root too
+├── InvalidInput             (1) an argument or local file is malformed (bindle id, invoice)
+│   └── IntegrityError       (1) bytes do not match the label that names them
+│       ├── DigestMismatch   (1) they hash to another sha256
+│       └── SizeMismatch     (1) there are more or fewer of them than the label's size
 ├── ConnectionFailed             no HTTP answer (refused, reset, timed out), after the retries
 ├── UnexpectedResponse           an answer that breaks the protocol (not TOML, keys missing)
-├── ResponseError                the server answered with an error status; `.status`, `.message`
+│   └── NotABindleServer         a 404 without a Bindle error: the URL is not an API root
+├── ResponseError            (1) the server answered with an error status; `.status`, `.message`
 │   ├── BadRequest               400: the server refused what was sent
 │   ├── Unauthorized             401: credentials were sent and refused
 │   ├── Forbidden                403: not allowed
 │   │   └── BindleYanked         403 because the bindle is yanked (ask for yanked bindles)
-│   ├── NotFound                 404
-│   │   ├── InvoiceNotFound      no such invoice
-│   │   └── ParcelNotFound       the invoice lists the parcel but its bytes are not uploaded
-│   ├── AlreadyExists            409
-│   │   ├── InvoiceExists        invoices are immutable; this one is stored already
-│   │   └── ParcelExists         the parcel's bytes are stored already
+│   ├── NotFound             (1) 404
+│   │   ├── InvoiceNotFound  (1) no such invoice
+│   │   └── ParcelNotFound   (1) the invoice lists the parcel but its bytes are not uploaded
+│   ├── AlreadyExists        (1) 409
+│   │   ├── InvoiceExists    (1) invoices are immutable; this one is stored already
+│   │   └── ParcelExists     (1) the parcel's bytes are stored already
 │   ├── Unprocessable            422: e.g. an invoice submitted with `yanked = true`
 │   └── ServerError              5xx, after the retries for calls that may be repeated
-├── IntegrityError               bytes do not match the label that names them
-│   ├── DigestMismatch           they hash to another sha256
-│   └── SizeMismatch             there are more or fewer of them than the label's size
 ├── InvoiceMismatch              push: the server holds a different invoice under this id
 ├── StandaloneError              a standalone bindle on disk is malformed or incomplete
 └── UnsafeParcelName             pull: a parcel name would write outside the target directory
+
+(1) defined once, in `bindle_server.errors`, and raised by the server as well: the client
+rebuilds a 404 or 409 answer into the class the server raised (`ResponseError.answered`).
 
 Statuses map to classes by `error_for_status`, from the status code, what the request
 addressed (an invoice or a parcel) and the `error = "..."` TOML body the server sent.
@@ -32,17 +36,19 @@ from __future__ import annotations
 
 from enum import Enum
 
+from bindle_server.errors import (
+    AlreadyExists,
+    BindleError,
+    InvoiceExists,
+    InvoiceNotFound,
+    NotFound,
+    ParcelExists,
+    ParcelNotFound,
+    ResponseError,
+)
 
-class ClientError(Exception):
-    """Base class of every error the Bindle client raises on purpose."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class InvalidInput(ClientError):
-    """An argument or a local file is malformed (a bindle id, an invoice, a key)."""
+# One root for both sides: `except ClientError` also catches the classes the server shares.
+ClientError = BindleError
 
 
 class ConnectionFailed(ClientError):
@@ -53,15 +59,12 @@ class UnexpectedResponse(ClientError):
     """The server's answer does not follow the Bindle protocol."""
 
 
-class ResponseError(ClientError):
-    """The server answered with an error status; `message` is its `error` text."""
+class NotABindleServer(UnexpectedResponse):
+    """A 404 without a Bindle error document: the server URL is not a Bindle API root.
 
-    def __init__(self, status: int, message: str, method: str, url: str) -> None:
-        super().__init__(f"{message} ({method} {url} answered {status})")
-        self.status = status
-        self.server_message = message
-        self.method = method
-        self.url = url
+    Usually the URL lacks the API's path (`/v1`), so the request reached the server's
+    root, where nothing is routed.
+    """
 
 
 class BadRequest(ResponseError):
@@ -80,64 +83,12 @@ class BindleYanked(Forbidden):
     """403: the bindle is yanked; it is served only to requests that ask for yanked bindles."""
 
 
-class NotFound(ResponseError):
-    """404: the server has nothing under this address."""
-
-
-class InvoiceNotFound(NotFound):
-    """404: no invoice is stored under this bindle id."""
-
-
-class ParcelNotFound(NotFound):
-    """404: the invoice lists the parcel, but its bytes have not been uploaded."""
-
-
-class AlreadyExists(ResponseError):
-    """409: the resource is immutable and already stored."""
-
-
-class InvoiceExists(AlreadyExists):
-    """409: an invoice with this bindle id is already stored."""
-
-
-class ParcelExists(AlreadyExists):
-    """409: the parcel's bytes are already stored."""
-
-
 class Unprocessable(ResponseError):
     """422: the request is well-formed but cannot be applied."""
 
 
 class ServerError(ResponseError):
     """5xx: the server failed."""
-
-
-class IntegrityError(ClientError):
-    """Bytes do not match the label that names them."""
-
-    def __init__(self, message: str, sha256: str) -> None:
-        super().__init__(message)
-        self.sha256 = sha256
-
-
-class DigestMismatch(IntegrityError):
-    """The bytes hash to another sha256 than the one that names them."""
-
-    def __init__(self, sha256: str, actual: str, where: str) -> None:
-        super().__init__(f"{where}: expected sha256 {sha256}, the bytes hash to {actual}", sha256)
-        self.actual = actual
-
-
-class SizeMismatch(IntegrityError):
-    """There are more or fewer bytes than the label's `size`."""
-
-    def __init__(self, sha256: str, expected: int, actual: int, where: str) -> None:
-        got = f"more than {expected}" if actual > expected else str(actual)
-        super().__init__(
-            f"{where}: parcel {sha256} should have {expected} bytes, got {got}", sha256
-        )
-        self.expected = expected
-        self.actual = actual
 
 
 class InvoiceMismatch(ClientError):
@@ -210,4 +161,4 @@ def error_for_status(
         cls = ParcelExists
     else:
         cls = _BY_STATUS.get(status, ResponseError)
-    return cls(status, message, method, url)
+    return cls.answered(status, message, method, url)

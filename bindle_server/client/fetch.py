@@ -9,10 +9,11 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from bindle_server.client.async_client import AsyncBindleClient
 from bindle_server.client.concurrency import DEFAULT_CONCURRENCY, run_bounded
-from bindle_server.client.errors import IntegrityError, ParcelNotFound, UnsafeParcelName
+from bindle_server.client.errors import UnsafeParcelName
 from bindle_server.client.files import TempBeside
 from bindle_server.client.integrity import verify_file
 from bindle_server.client.invoices import portable_invoice
@@ -20,9 +21,19 @@ from bindle_server.client.paths import safe_destination
 from bindle_server.client.progress import Progress, Silent
 from bindle_server.client.standalone import write_tarball
 from bindle_server.client.tree import parcel_names
-from bindle_server.model import BindleId, Invoice, Label, dump_invoice
+from bindle_server.errors import IntegrityError, ParcelNotFound
+from bindle_server.model import BindleId, Invoice, Label, dump_invoice, layout
 
 InvoiceCheck = Callable[[Invoice], None]
+
+
+class FetchOptions(TypedDict, total=False):
+    """The keyword options of `get_bindle` and `pull_bindle`."""
+
+    yanked: bool
+    concurrency: int
+    progress: Progress | None
+    check: InvoiceCheck | None
 
 
 @dataclass
@@ -48,10 +59,10 @@ class BindleDirectory:
     root: Path
 
     def invoice_path(self, bindle_id: BindleId) -> Path:
-        return self.root / "invoices" / bindle_id.key / "invoice.toml"
+        return self.root.joinpath(*layout.invoice_parts(bindle_id.key))
 
     def parcel_path(self, sha256: str) -> Path:
-        return self.root / "parcels" / sha256 / "parcel.dat"
+        return self.root.joinpath(*layout.parcel_parts(sha256))
 
 
 async def get_bindle(

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from bindle_server.client.errors import DigestMismatch, SizeMismatch
+from bindle_server.errors import DigestMismatch, SizeMismatch
 
 CHUNK = 1024 * 1024
 
@@ -99,16 +99,3 @@ def blame_local_file(path: Path, sha256: str) -> None:
     actual, _ = sha256_of_file(path)
     if actual != sha256:
         raise DigestMismatch(sha256, actual, str(path))
-
-
-def verify_sent_file(path: Path, check: ParcelCheck, refused: bool) -> None:
-    """After uploading a file: DigestMismatch naming it if its bytes are not the parcel.
-
-    Uses the digest taken while the file was sent (so a server that stores without
-    checking cannot hide a damaged file); re-reads the file only when the server refused
-    it before all of it was sent.
-    """
-    if check.size is not None and check.count == check.size:
-        check.verify()
-    elif refused:
-        blame_local_file(path, check.sha256)

@@ -12,15 +12,33 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from bindle_server.client.async_client import AsyncBindleClient
 from bindle_server.client.concurrency import DEFAULT_CONCURRENCY, run_bounded
-from bindle_server.client.errors import BindleYanked, InvoiceExists, InvoiceMismatch, ParcelExists
+from bindle_server.client.errors import BindleYanked, InvoiceMismatch
 from bindle_server.client.invoices import invoice_differences, portable_invoice
 from bindle_server.client.progress import Progress, Silent
 from bindle_server.client.standalone import open_standalone
 from bindle_server.client.tree import invoice_from_directory
+from bindle_server.errors import InvoiceExists, ParcelExists
 from bindle_server.model import BindleId, Invoice, Label
+
+
+class PushOptions(TypedDict, total=False):
+    """The keyword options every push takes."""
+
+    concurrency: int
+    progress: Progress | None
+
+
+class DirectoryOptions(PushOptions, total=False):
+    """The keyword options of `push_directory`: how the tree becomes an invoice (see
+    `tree.invoice_from_directory`), and those of every push."""
+
+    groups: bool
+    description: str | None
+    authors: list[str] | None
 
 
 @dataclass
@@ -66,19 +84,7 @@ async def push_invoice_and_parcels(
         report = PushReport(bid, created=True)
         report_to.note(f"created invoice {bid}; {len(missing)} parcel(s) to upload")
     except InvoiceExists:
-        try:
-            stored = await client.get_invoice(bid)
-        except BindleYanked as exc:
-            raise BindleYanked(
-                exc.status,
-                f"{bid} already exists on the server and is yanked; it takes no more parcels",
-                exc.method,
-                exc.url,
-            ) from None
-        differences = invoice_differences(submitted, stored)
-        if differences:
-            raise InvoiceMismatch(str(bid), differences) from None
-        missing = await client.missing_parcels(bid)
+        missing = await _missing_from_stored(client, submitted)
         report = PushReport(bid, created=False)
         report_to.note(
             f"invoice {bid} already exists and matches; {len(missing)} parcel(s) missing"
@@ -106,6 +112,22 @@ async def push_invoice_and_parcels(
     for label in report.unavailable:
         report_to.note(f"parcel {label.name or label.sha256} is missing on the server and here")
     return report
+
+
+async def _missing_from_stored(client: AsyncBindleClient, submitted: Invoice) -> list[Label]:
+    """The parcels an invoice the server already stores still lacks, once it is sure the
+    stored invoice is the one being pushed (InvoiceMismatch otherwise)."""
+    bid = submitted.bindle_id
+    try:
+        stored = await client.get_invoice(bid)
+    except BindleYanked as exc:
+        raise exc.reworded(
+            f"{bid} already exists on the server and is yanked; it takes no more parcels"
+        ) from None
+    differences = invoice_differences(submitted, stored)
+    if differences:
+        raise InvoiceMismatch(str(bid), differences) from None
+    return await client.missing_parcels(bid)
 
 
 async def push_standalone(

@@ -21,9 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bindle_server.client.documents import read_invoice
-from bindle_server.client.errors import InvalidInput, SizeMismatch, StandaloneError
+from bindle_server.client.errors import StandaloneError
 from bindle_server.client.files import TempBeside
 from bindle_server.client.integrity import HashingReader, ParcelCheck
+from bindle_server.errors import InvalidInput, SizeMismatch
 from bindle_server.model import BindleId, Invoice, Label, is_sha256
 
 INVOICE_FILE = "invoice.toml"

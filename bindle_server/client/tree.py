@@ -21,10 +21,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from bindle_server.client.errors import InvalidInput
 from bindle_server.client.integrity import sha256_of_file
 from bindle_server.client.labels import guess_media_type
 from bindle_server.client.progress import Progress
+from bindle_server.errors import InvalidInput
 from bindle_server.model import BINDLE_VERSION, Invoice, Label
 from bindle_server.model.codec import describe_validation_error
 
@@ -80,6 +80,22 @@ def invoice_from_directory(
             entry["global"] = True
         elif group not in entry["groups"]:
             entry["groups"].append(group)
+    document = _invoice_document(name, version, description, authors, entries, group_names)
+    try:
+        invoice = Invoice.model_validate(document)
+    except ValidationError as exc:
+        raise InvalidInput(f"cannot build an invoice: {describe_validation_error(exc)}") from None
+    return DirectoryBindle(invoice, files)
+
+
+def _invoice_document(
+    name: str,
+    version: str,
+    description: str | None,
+    authors: list[str] | None,
+    entries: dict[str, dict[str, Any]],
+    group_names: list[str],
+) -> dict[str, Any]:
     document: dict[str, Any] = {
         "bindleVersion": BINDLE_VERSION,
         "bindle": {"name": name, "version": version},
@@ -99,11 +115,7 @@ def invoice_from_directory(
         document["parcel"] = parcels
     if group_names:
         document["group"] = [{"name": group} for group in group_names]
-    try:
-        invoice = Invoice.model_validate(document)
-    except ValidationError as exc:
-        raise InvalidInput(f"cannot build an invoice: {describe_validation_error(exc)}") from None
-    return DirectoryBindle(invoice, files)
+    return document
 
 
 def parcel_names(label: Label) -> list[str]:

@@ -133,7 +133,11 @@ def test_yank_then_info_needs_the_yanked_flag(
     assert bindle.run("yank", doc.bindle_id).stdout.strip() == f"Bindle {doc.bindle_id} yanked"
     refused = bindle.run("info", doc.bindle_id, check=False)
     assert refused.returncode == 1
-    assert refused.stderr.strip().splitlines()[-1].startswith("BindleYanked: ")
+    last = refused.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"BindleYanked: invoice {doc.bindle_id} is yanked; add -y (--yanked)")
+    assert "?yanked=true" not in refused.stderr  # the server's parameter, not the CLI's flag
+    fetch = bindle.run("get", doc.bindle_id, check=False)
+    assert fetch.returncode == 1 and "add -y (--yanked) to fetch it anyway" in fetch.stderr
     assert tomli.loads(bindle.run("info", "-y", doc.bindle_id).stdout)["yanked"] is True
 
 

@@ -3,6 +3,7 @@ a download cut off mid-way resumes with a byte range and is still verified."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import time
 from collections.abc import Callable, Iterator
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from bindle_server.client import (
+    AsyncBindleClient,
     BindleClient,
     ConnectionFailed,
     DigestMismatch,
@@ -41,6 +43,23 @@ class FaultyTransport(httpx.BaseTransport):
 
     def close(self) -> None:
         self._real.close()
+
+
+class AsyncFaultyTransport(httpx.AsyncBaseTransport):
+    """FaultyTransport for the async client."""
+
+    def __init__(self, fault: Fault) -> None:
+        self._real = httpx.AsyncHTTPTransport()
+        self._fault = fault
+        self.requests: list[httpx.Request] = []
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        injected = self._fault(request, len(self.requests))
+        return injected if injected is not None else await self._real.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._real.aclose()
 
 
 def _refuse_first(count: int) -> Fault:
@@ -224,3 +243,30 @@ def test_an_upload_whose_answer_was_lost_succeeds_on_the_409_of_its_retry(
         client.upload_parcel(doc.bindle_id, payload.sha256, source)  # no ParcelExists
     uploads = [r for r in transport.requests if r.method == "POST" and "@" in r.url.path]
     assert len(uploads) == 2
+
+
+def test_both_clients_retry_a_parcel_check_as_the_call_allows(live_server: ServerProcess) -> None:
+    # The clients once differed here: one retried `parcel_exists` because it said so
+    # itself, the other because the call is repeatable. Both now follow the call.
+    payload = parcel(b"stored before the check")
+    doc = make_invoice("example.com/exists", "1.0.0", parcels=[payload])
+    with BindleClient(live_server.url) as plain:
+        plain.create_invoice(doc.toml())
+        plain.upload_parcel(doc.bindle_id, payload.sha256, payload.data)
+
+    def busy_once(request: httpx.Request, number: int) -> httpx.Response | None:
+        return httpx.Response(503, content=b'error = "busy"\n') if number == 1 else None
+
+    sync = FaultyTransport(busy_once)
+    with BindleClient(live_server.url, retry=FAST, transport=sync) as client:
+        assert client.parcel_exists(doc.bindle_id, payload.sha256)
+
+    concurrent = AsyncFaultyTransport(busy_once)
+
+    async def check() -> bool:
+        async with AsyncBindleClient(live_server.url, retry=FAST, transport=concurrent) as client:
+            return await client.parcel_exists(doc.bindle_id, payload.sha256)
+
+    assert asyncio.run(check())
+    assert [r.method for r in sync.requests] == [r.method for r in concurrent.requests]
+    assert [r.method for r in sync.requests] == ["HEAD", "HEAD"]

@@ -42,6 +42,7 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+# Over 60 lines: typer declares each global option as a parameter of this one callback.
 @app.callback()
 def global_options(
     ctx: typer.Context,

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -13,6 +16,7 @@ from bindle_server.cli.client.output import print_document
 from bindle_server.cli.client.session import current_session
 from bindle_server.client import (
     DEFAULT_CONCURRENCY,
+    BindleYanked,
     FetchReport,
     export_standalone,
     get_bindle,
@@ -31,7 +35,7 @@ def info(
 ) -> None:
     """Get the bindle's invoice and display it."""
     session = current_session(ctx)
-    with session.client() as client:
+    with session.client() as client, _yanked_hint():
         invoice = client.get_invoice(bindle_id, yanked=yanked)
     session.check(invoice)
     print_document(to_document(invoice, output_format), output_format)
@@ -54,7 +58,7 @@ def get(
     """Download the bindle and all its parcels (verified) into the bindle directory."""
     session = current_session(ctx)
     cache = session.cache()
-    with session.progress() as progress:
+    with session.progress() as progress, _yanked_hint():
         report = session.run(
             lambda client: get_bindle(
                 client,
@@ -81,7 +85,7 @@ def get_invoice(
 ) -> None:
     """Get only the invoice (no parcels) and write it to a file."""
     session = current_session(ctx)
-    with session.client() as client:
+    with session.client() as client, _yanked_hint():
         invoice = client.get_invoice(bindle_id, yanked=yanked)
     session.check(invoice)
     with output.open("xb") as file:  # as the reference: never overwrite
@@ -102,7 +106,7 @@ def get_parcel(
     session = current_session(ctx)
     if output.exists():
         raise FileExistsError(f"{output} exists; not overwriting it")
-    with session.client() as client, session.progress() as progress:
+    with session.client() as client, session.progress() as progress, _yanked_hint():
         invoice = client.get_invoice(bindle_id, yanked=yanked)
         session.check(invoice)
         label = invoice.label_for(sha)
@@ -132,7 +136,7 @@ def pull(
     """
     session = current_session(ctx)
     directory.mkdir(parents=True, exist_ok=True)
-    with session.progress() as progress:
+    with session.progress() as progress, _yanked_hint():
         report = session.run(
             lambda client: pull_bindle(
                 client,
@@ -154,6 +158,20 @@ def clean(ctx: typer.Context) -> None:
     for part in ("invoices", "parcels"):
         shutil.rmtree(root / part, ignore_errors=True)
     typer.echo("Clean up successful")
+
+
+# The server's hint for reading a yanked bindle names its query parameter (`?yanked=true`).
+_QUERY_HINT = re.compile(r"\s*\([^)]*\?yanked=true[^)]*\)")
+
+
+@contextmanager
+def _yanked_hint() -> Iterator[None]:
+    """Point a refusal to serve a yanked bindle at this CLI's own flag, `-y`."""
+    try:
+        yield
+    except BindleYanked as exc:
+        refusal = _QUERY_HINT.sub("", exc.server_message or exc.message).rstrip(" .;")
+        raise exc.reworded(f"{refusal}; add -y (--yanked) to fetch it anyway") from None
 
 
 def _fetched(report: FetchReport, where: Path) -> None:

@@ -23,3 +23,12 @@ ConcurrencyOpt = Annotated[
         "--concurrency", metavar="N", min=1, max=256, help="Parcels transferred at the same time"
     ),
 ]
+
+ParcelNameOpt = Annotated[
+    str | None, typer.Option("-n", "--name", help="The parcel name [default: the file name]")
+]
+
+MediaTypeOpt = Annotated[
+    str | None,
+    typer.Option("-m", "--media-type", help="The media type [default: guessed from the name]"),
+]

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from bindle_server.cli.client.options import BindleArg, ConcurrencyOpt
+from bindle_server.cli.client.options import BindleArg, ConcurrencyOpt, MediaTypeOpt, ParcelNameOpt
 from bindle_server.cli.client.output import print_document
 from bindle_server.cli.client.session import current_session
 from bindle_server.client import (
@@ -119,13 +119,8 @@ def push_file(
     path: Annotated[
         Path, typer.Argument(metavar="FILE", help="The file to push as one of its parcels")
     ],
-    name: Annotated[
-        str | None, typer.Option("-n", "--name", help="The parcel name [default: the file name]")
-    ] = None,
-    media_type: Annotated[
-        str | None,
-        typer.Option("-m", "--media-type", help="The media type [default: guessed from the name]"),
-    ] = None,
+    name: ParcelNameOpt = None,
+    media_type: MediaTypeOpt = None,
 ) -> None:
     """Push a file as a parcel of an existing invoice that lists it."""
     session = current_session(ctx)
@@ -149,13 +144,8 @@ def yank(ctx: typer.Context, bindle_id: BindleArg) -> None:
 
 def generate_label(
     path: Annotated[Path, typer.Argument(metavar="FILE", help="The file to label")],
-    name: Annotated[
-        str | None, typer.Option("-n", "--name", help="The parcel name [default: the file name]")
-    ] = None,
-    media_type: Annotated[
-        str | None,
-        typer.Option("-m", "--media-type", help="The media type [default: guessed from the name]"),
-    ] = None,
+    name: ParcelNameOpt = None,
+    media_type: MediaTypeOpt = None,
 ) -> None:
     """Print a label (sha256, size, name, media type) for a file, to add to an invoice."""
     print_document(to_document(label_for_file(path, name, media_type), Format.TOML), Format.TOML)
