@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
-import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal, get_args
 
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bindle_server.model.duration import parse_duration
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+TRACE = 5  # uvicorn's level below debug
 
 
 def _seconds(value: object) -> object:
@@ -23,142 +26,181 @@ def _seconds(value: object) -> object:
     return value
 
 
+def _lower(value: object) -> object:
+    return value.lower() if isinstance(value, str) else value
+
+
 Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
 
 
+@dataclass(frozen=True)
+class CommandLine:
+    """How a setting is spelled on the command line: `bindle-server` builds one option from
+    the field (its name, description, variables and default) and this. A field without one
+    is read only from its environment variable."""
+
+    short: str | None = None  # e.g. "-i"
+    off: str | None = None  # a boolean's negative flag [default: --no-NAME]
+    metavar: str | None = None  # [default: from the type]
+    default: str | None = None  # a default to describe in words, where the value is None
+
+
 class Settings(BaseSettings):
-    """Configuration of one server process; every field can come from a BINDLE_* variable."""
+    """Configuration of one server process; every field can come from a BINDLE_* variable.
+
+    Each field's description is its `--help` text; see `environment_names` for its variables.
+    """
 
     model_config = SettingsConfigDict(env_prefix="BINDLE_", extra="ignore", populate_by_name=True)
 
-    address: str = Field(
+    address: Annotated[str, CommandLine("-i", metavar="HOST:PORT")] = Field(
         default=DEFAULT_ADDRESS,
         # The reference server's variable name, kept so existing deployments carry over.
         validation_alias=AliasChoices("BINDLE_IP_ADDRESS_PORT", "BINDLE_ADDRESS"),
-        description="host:port to listen on",
+        description="HOST:PORT to listen on",
     )
-    directory: Path = Field(
+    directory: Annotated[Path, CommandLine("-d", metavar="DIR")] = Field(
         default=Path("storage"),
-        description="data directory of the embedded backend (invoices, parcels, index)",
+        description="Data directory for invoices, parcels and the index",
     )
-    storage: str | None = Field(
+    storage: Annotated[str | None, CommandLine(metavar="URL", default="file://DIRECTORY")] = Field(
         default=None,
-        description="storage URL: file://PATH, s3://BUCKET/PREFIX?endpoint=URL&region=NAME "
-        "(needs the `s3` extra) or memory://; overrides `directory` for invoices and parcels",
+        description="Storage URL of invoices and parcels, instead of the data directory: "
+        "file://PATH, memory://, or "
+        "s3://BUCKET/PREFIX?endpoint=URL&region=NAME for an S3-compatible bucket (credentials "
+        "from the AWS_* variables; pip install 'bindle-server[s3]')",
     )
-    index: str | None = Field(
+    index: Annotated[
+        str | None, CommandLine(metavar="URL", default="SQLite in the data directory")
+    ] = Field(
         default=None,
-        description="query index URL: postgresql://USER@HOST/DB for PostgreSQL (needs the "
-        "`postgres` extra) [default: the embedded SQLite file in the data directory]",
+        description="Query index URL: postgresql://USER@HOST/DB puts it on PostgreSQL "
+        "(pip install 'bindle-server[postgres]')",
+    )
+    workers: Annotated[int, CommandLine()] = Field(
+        default=1,
+        ge=1,
+        description="Server processes sharing the listening socket and the data directory",
+    )
+    log_level: Annotated[LogLevel, BeforeValidator(_lower), CommandLine(metavar="LEVEL")] = Field(
+        default="info", description="Log level: critical, error, warning, info, debug or trace"
     )
 
-    signing_keys: Path | None = Field(
+    signing_keys: Annotated[
+        Path | None,
+        CommandLine(
+            default="DIRECTORY/signing-keys.toml, created with one host key on first start"
+        ),
+    ] = Field(default=None, description="Secret key file of the server's signing keys")
+    keyring: Annotated[Path | None, CommandLine("-r")] = Field(
         default=None,
-        description="secret key file of the server's signing keys "
-        "[default: DIRECTORY/signing-keys.toml, created with one host key]",
+        description="Keyring of trusted public keys (TOML [[key]] entries); a key counts only "
+        "for the roles its entry lists",
     )
-    keyring: Path | None = Field(
-        default=None, description="keyring of trusted public keys (TOML, [[key]] entries)"
-    )
-    strategy: str = Field(
+    strategy: Annotated[str, CommandLine(metavar="NAME")] = Field(
         default="GreedyVerification",
         # The reference server's variable name.
         validation_alias=AliasChoices("BINDLE_VERIFICATION_STRATEGY", "BINDLE_STRATEGY"),
-        description="how signed invoices are verified",
+        description="Verification strategy for signed invoices: GreedyVerification, "
+        "CreativeIntegrity, AuthoritativeIntegrity, ExhaustiveVerification, "
+        "MultipleAttestation[Roles], MultipleAttestationGreedy[Roles]",
     )
-    require_signatures: bool = Field(
+    require_signatures: Annotated[bool, CommandLine(off="--accept-unsigned")] = Field(
         default=False,
-        description="refuse unsigned invoices (Bindle 0.9 behaviour); by default they are "
-        "accepted and host-signed (Bindle 0.8 behaviour, what Spin 1.x and hippo-cli need)",
+        description="Refuse unsigned invoices (Bindle 0.9), or accept and host-sign them "
+        "(Bindle 0.8: what Spin 1.x and hippo-cli need)",
     )
 
     max_invoice_bytes: int = Field(
         default=32 * 1024 * 1024,
         gt=0,
-        description="largest invoice body accepted (413 beyond); 10,000 parcels take ~3 MiB",
+        description="Largest invoice body accepted (413 beyond); 10,000 parcels take ~3 MiB",
     )
     max_parcels: int = Field(
-        default=50_000, gt=0, description="most parcels one invoice may list (413 beyond)"
+        default=50_000, gt=0, description="Most parcels one invoice may list (413 beyond)"
     )
     max_header_bytes: int = Field(
-        default=64 * 1024, gt=0, description="largest request header block (431 beyond)"
+        default=64 * 1024, gt=0, description="Largest request header block (431 beyond)"
     )
     body_timeout: float = Field(
         default=60.0,
         gt=0,
-        description="seconds a request body may stall before the request fails with 408",
+        description="Seconds a request body may stall before the request fails with 408",
     )
 
-    unauthenticated: bool = Field(
+    unauthenticated: Annotated[bool, CommandLine()] = Field(
         default=False,
-        description="serve without authentication on a non-loopback address (explicit "
-        "opt-in; on loopback the server is open by default)",
+        description="Serve without authentication on a non-loopback address; without it the "
+        "server refuses to listen anywhere but loopback",
     )
-    htpasswd_file: Path | None = Field(
-        default=None, description="htpasswd file with bcrypt entries: HTTP Basic authentication"
-    )
-    tokens_file: Path | None = Field(
+    htpasswd_file: Annotated[Path | None, CommandLine()] = Field(
         default=None,
-        description="bearer token file (hashes only) [default: DIRECTORY/tokens.toml]; "
-        "token authentication is on when it exists",
+        description="htpasswd file with bcrypt entries (htpasswd -B): HTTP Basic authentication",
     )
-    auth_policy: Path | None = Field(
+    tokens_file: Annotated[Path | None, CommandLine(default="DIRECTORY/tokens.toml")] = Field(
         default=None,
-        description="authorization policy (TOML [[rule]] tables); without one, every "
-        "authenticated caller may do everything",
+        description="Bearer token file (hashes only); token authentication is on when it exists",
     )
-    anonymous_read: bool | None = Field(
+    auth_policy: Annotated[Path | None, CommandLine()] = Field(
         default=None,
-        description="let callers without credentials read everything [default: on when "
-        "no authentication is configured, off when it is]",
+        description="Authorization policy (TOML [[rule]] tables: subjects, prefixes, verbs); "
+        "without one, authenticated callers may do everything",
     )
-    oidc_issuer_url: str | None = Field(
+    anonymous_read: Annotated[
+        bool | None, CommandLine(default="on without authentication, off with it")
+    ] = Field(default=None, description="Let callers without credentials read every bindle")
+    oidc_issuer_url: Annotated[str | None, CommandLine(metavar="URL")] = Field(
         default=None,
-        description="OIDC issuer: bearer JWTs must be signed by its keys (JWKS) and name it "
-        "as `iss`; with oidc_client_id and oidc_device_url",
+        description="OIDC issuer URL: bearer JWTs are checked against its keys (JWKS) and "
+        "`iss`; needs --oidc-client-id and --oidc-device-url",
     )
-    oidc_client_id: str | None = Field(
-        default=None, description="OIDC client id: bearer JWTs must name it in `aud`"
+    oidc_client_id: Annotated[str | None, CommandLine(metavar="ID")] = Field(
+        default=None, description="OIDC client id that bearer JWTs must name in `aud`"
     )
-    oidc_device_url: str | None = Field(
-        default=None,
-        description="OIDC device authorization endpoint that `GET /v1/login` starts the "
-        "device flow at",
+    oidc_device_url: Annotated[str | None, CommandLine(metavar="URL")] = Field(
+        default=None, description="OIDC device authorization endpoint, for GET /v1/login"
     )
+    tls_cert: Annotated[Path | None, CommandLine("-c")] = Field(
+        default=None, description="TLS certificate (PEM) to serve HTTPS; needs --tls-key"
+    )
+    tls_key: Annotated[Path | None, CommandLine("-k")] = Field(
+        default=None, description="TLS private key (PEM); needs --tls-cert"
+    )
+
     maintenance_interval: float = Field(
         default=300.0,
         gt=0,
-        description="seconds between a node's clean-up rounds: settling index entries of "
+        description="Seconds between a node's clean-up rounds: settling index entries of "
         "writes whose writer died, and aborting parcel uploads abandoned in a bucket",
     )
-    atomic_push: bool = Field(
+    atomic_push: Annotated[bool, CommandLine()] = Field(
         default=False,
-        description="hide an invoice until all its parcels are stored (pending: GET answers "
-        "404 and _q leaves it out), then show it in one step",
+        description="Hide an invoice created with missing parcels (pending: GET answers 404, "
+        "_q leaves it out) until its last parcel is stored, then show it in one step",
     )
-    pending_ttl: Duration = Field(
+    pending_ttl: Annotated[Duration, CommandLine()] = Field(
         default=24 * 3600.0,
-        description="a pending invoice untouched this long expires (30s, 15m, 1h, 14d)",
+        description="Remove a pending invoice its push left untouched this long "
+        "(30s, 15m, 1h, 14d)",
     )
-    max_parcel_bytes: int | None = Field(
+    max_parcel_bytes: Annotated[int | None, CommandLine(metavar="BYTES", default="unlimited")] = (
+        Field(default=None, gt=0, description="Refuse (413) invoices that declare a larger parcel")
+    )
+    retention: Annotated[Path | None, CommandLine()] = Field(
         default=None,
-        gt=0,
-        description="largest parcel an invoice may declare (413 at create) [default: unlimited]",
+        description="Retention policy (TOML [[rule]] tables: prefix, keep_last, keep, "
+        "max_age, ...) that garbage collection applies",
     )
-    retention: Path | None = Field(
+    gc_interval: Annotated[Duration | None, CommandLine(default="off")] = Field(
         default=None,
-        description="retention policy (TOML [[rule]] tables) that garbage collection applies",
+        description="Run garbage collection this often while serving, e.g. 1h; one process "
+        "or node at a time runs it",
     )
-    gc_interval: Duration | None = Field(
-        default=None,
-        description="run garbage collection this often while serving (e.g. 1h) [default: off]",
-    )
-    gc_grace: Duration = Field(
+    gc_grace: Annotated[Duration, CommandLine()] = Field(
         default=3600.0,
-        description="garbage collection never removes parcels stored more recently than this",
+        description="Never collect parcels stored more recently than this (uploads of pushes "
+        "under way)",
     )
-    tls_cert: Path | None = Field(default=None, description="TLS certificate (PEM); with tls_key")
-    tls_key: Path | None = Field(default=None, description="TLS private key (PEM); with tls_cert")
 
     @model_validator(mode="after")
     def _tls_files_together(self) -> Settings:
@@ -180,13 +222,12 @@ class Settings(BaseSettings):
 
     def to_environment(self) -> dict[str, str]:
         """These settings as BINDLE_* variables (for worker processes that rebuild them)."""
-        names = {"address": "BINDLE_IP_ADDRESS_PORT", "strategy": "BINDLE_VERIFICATION_STRATEGY"}
         environment = {}
         for name, value in self.model_dump().items():
             if value is None:
                 continue
             text = str(value).lower() if isinstance(value, bool) else str(value)
-            environment[names.get(name, f"BINDLE_{name.upper()}")] = text
+            environment[environment_names(name)[0]] = text
         return environment
 
     @property
@@ -209,7 +250,35 @@ class Settings(BaseSettings):
         return host.strip("[]"), int(port)
 
 
-def configure_logging(level: str | None = None) -> None:
+def environment_names(field: str) -> tuple[str, ...]:
+    """The variables a setting is read from, in the order they are tried."""
+    alias = Settings.model_fields[field].validation_alias
+    if isinstance(alias, AliasChoices):
+        return tuple(str(choice) for choice in alias.choices)
+    return (f"BINDLE_{field.upper()}",)
+
+
+def command_line(field: str) -> CommandLine | None:
+    """How the setting `field` is spelled on the command line; None if it has no option."""
+    for item in Settings.model_fields[field].metadata:
+        if isinstance(item, CommandLine):
+            return item
+    return None
+
+
+def is_duration(field: str) -> bool:
+    """Whether a setting is written as a duration (`30s`, `1h`), not a plain number."""
+    info = Settings.model_fields[field]
+    metadata = list(info.metadata)
+    for arg in get_args(info.annotation):  # the Duration inside `Duration | None`
+        metadata.extend(getattr(arg, "__metadata__", ()))
+    return any(isinstance(item, BeforeValidator) and item.func is _seconds for item in metadata)
+
+
+def configure_logging(level: LogLevel) -> None:
     """One log format for the server, uvicorn's access log and every worker process."""
-    chosen = (level or os.environ.get("BINDLE_LOG_LEVEL") or "info").upper()
-    logging.basicConfig(level=chosen, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.addLevelName(TRACE, "TRACE")
+    logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # Set apart from basicConfig, which does nothing the second time: `bindle-server serve
+    # --log-level debug` configures logging once for `bindle-server`, then for `serve`.
+    logging.getLogger().setLevel(level.upper())

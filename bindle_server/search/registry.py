@@ -33,10 +33,18 @@ async def open_index(url: str | None, default_location: str) -> Index:
 
 
 def redact(url: str) -> str:
-    """`url` without its password, for logs and errors."""
+    """`url` without its password (in the user part or a `password=` parameter), for logs,
+    errors and `bindle-server config`."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    query = [
+        # libpq also takes `password=` and `sslpassword=` as URL parameters.
+        f"{name}=***" if "password" in name.lower() and sep else f"{name}{sep}{value}"
+        for name, sep, value in (item.partition("=") for item in parts.query.split("&"))
+    ]
+    if parts.password is None and "&".join(query) == parts.query:
+        return url  # as given: urlunsplit would drop an empty `//`
+    if parts.password is not None:
+        netloc = parts.netloc.rpartition("@")
+        user = netloc[0].partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{netloc[2]}")
+    return urlunsplit(parts._replace(query="&".join(query)))

@@ -28,3 +28,12 @@ def test_other_schemes_are_refused_without_leaking_the_password() -> None:
         check_index_url("mysql://user:secret@db/bindle")
     assert "secret" not in str(raised.value)
     assert redact("postgresql://u:pw@h:5432/d") == "postgresql://u:***@h:5432/d"
+
+
+def test_redact_hides_password_parameters_and_leaves_other_urls_as_given() -> None:
+    assert (
+        redact("postgresql://h/d?user=u&password=pw&sslpassword=k")
+        == "postgresql://h/d?user=u&password=***&sslpassword=***"
+    )
+    for url in ("memory://", "s3://bucket/prefix?endpoint=http://h:9000", "127.0.0.1:8080"):
+        assert redact(url) == url

@@ -8,22 +8,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from bindle_server.cli.options import IndexOption
-from bindle_server.cli.server import _settings_from, app
+from bindle_server.cli.server.maintenance import check_store_directory
+from bindle_server.cli.server.options import ProgressOption, settings_options, show_progress
+from bindle_server.config import Settings
 from bindle_server.errors import BindleError
 
 if TYPE_CHECKING:
     from bindle_server.migrate import CopyReport
 
 
-@app.command()
-def migrate(ctx: typer.Context, index: IndexOption = None) -> None:
+@settings_options("index")
+def migrate(settings: Settings) -> None:
     """Apply the PostgreSQL index's schema migrations and print the schema version.
 
     The server applies them at start-up too (under a lock, so nodes starting together
     are safe); run this to migrate ahead of a rolling restart.
     """
-    settings = _settings_from(ctx, ctx.obj)
     if not settings.index:
         typer.echo(
             "the embedded SQLite index needs no migrations (it is rebuilt when its "
@@ -40,9 +40,7 @@ def migrate(ctx: typer.Context, index: IndexOption = None) -> None:
     typer.echo(f"index schema at version {version}: {done}")
 
 
-@app.command("migrate-storage")
 def migrate_storage(
-    ctx: typer.Context,
     source: Annotated[
         str,
         typer.Option(
@@ -73,14 +71,7 @@ def migrate_storage(
             help="Read every parcel back from the destination and hash it again",
         ),
     ] = True,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Show a progress bar [default: when standard error is a terminal]",
-            show_default=False,
-        ),
-    ] = None,
+    progress: ProgressOption = None,
 ) -> None:
     """Copy every parcel and invoice from one store into another, verifying each.
 
@@ -90,21 +81,8 @@ def migrate_storage(
     of the source stopped (or read-only), then point the servers at the destination.
     Exits 1 when anything could not be copied.
     """
-    from bindle_server.storage import open_stores
-
-    for url, hint in ((source, "--from"), (target, "--to")):
-        try:
-            if _local_path(url) is None:  # a local directory is created or checked below
-                open_stores(url)  # parses the URL and finds the extra; no I/O yet
-        except ValueError as exc:
-            raise typer.BadParameter(str(exc), param_hint=hint) from None
-    source_path = _local_path(source)
-    if source_path is not None and not (source_path / "invoices").is_dir():
-        raise typer.BadParameter(
-            f"{source_path} is not a Bindle data directory (it has no invoices/)",
-            param_hint="--from",
-        )
-    show = progress if progress is not None else _stderr_is_terminal()
+    _check_urls(source, target)
+    show = show_progress(progress)
     try:
         report = asyncio.run(_migrate_storage(source, target, index, jobs, verify, show))
     except (ValueError, BindleError) as exc:
@@ -114,6 +92,21 @@ def migrate_storage(
     typer.echo(report.summary())
     if not report.clean:
         raise typer.Exit(1)
+
+
+def _check_urls(source: str, target: str) -> None:
+    """Both URLs parse and their extras are installed; a local source holds a store."""
+    from bindle_server.storage import open_stores
+
+    for url, hint in ((source, "--from"), (target, "--to")):
+        try:
+            if _local_path(url) is None:  # a local directory is created or checked below
+                open_stores(url)  # parses the URL and finds the extra; no I/O yet
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=hint) from None
+    source_path = _local_path(source)
+    if source_path is not None:
+        check_store_directory(source_path, "--from")
 
 
 def _local_path(url: str) -> Path | None:
@@ -126,12 +119,6 @@ def _local_path(url: str) -> Path | None:
             raise ValueError(f"{url!r}: write file:///absolute/path, or just the path")
         return Path(unquote(parts.path))
     return Path(url) if not parts.scheme else None
-
-
-def _stderr_is_terminal() -> bool:
-    import sys
-
-    return sys.stderr.isatty()
 
 
 async def _migrate(index_url: str) -> tuple[list[int], int]:

@@ -6,35 +6,23 @@ from typing import Annotated
 
 import typer
 
-from bindle_server.cli.options import DirectoryOption, SigningKeysOption, TokensFileOption
-from bindle_server.cli.server import _override, app
+from bindle_server.cli.server.options import settings_options
+from bindle_server.config import Settings
 from bindle_server.errors import BindleError
 
-keys_app = typer.Typer(
-    help="Manage the server's signing keys (the secret key file).",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(keys_app, name="keys")
-token_app = typer.Typer(
-    help="Manage bearer tokens for machines (CI): the server keeps only their hashes.",
-    no_args_is_help=True,
-    rich_markup_mode=None,
-)
-app.add_typer(token_app, name="token")
+KEYS = ("directory", "signing_keys")
+TOKENS = ("directory", "tokens_file")
 
 
-@keys_app.command("create")
+@settings_options(*KEYS)
 def keys_create(
-    ctx: typer.Context,
+    settings: Settings,
     label: Annotated[
         str, typer.Argument(help="Who the key belongs to, e.g. 'registry.example.com'")
     ],
     roles: Annotated[
         str, typer.Option("--roles", help="Comma-separated roles of the key")
     ] = "host",
-    directory: DirectoryOption = None,
-    signing_keys: SigningKeysOption = None,
 ) -> None:
     """Add a new key to the server's secret key file (created, mode 0600, if missing).
 
@@ -42,7 +30,6 @@ def keys_create(
     """
     from bindle_server.signing import SecretKey, SecretKeyFile, parse_role
 
-    settings = _override(ctx.obj, directory=directory, signing_keys=signing_keys)
     path = settings.signing_keys_path
     try:
         parsed_roles = [parse_role(role) for role in roles.split(",")]
@@ -55,14 +42,11 @@ def keys_create(
     typer.echo(f"added key {key.public_key} ({label!r}, roles {roles}) to {path}")
 
 
-@keys_app.command("print")
-def keys_print(
-    ctx: typer.Context, directory: DirectoryOption = None, signing_keys: SigningKeysOption = None
-) -> None:
+@settings_options(*KEYS)
+def keys_print(settings: Settings) -> None:
     """Print the public half of the server's keys as a keyring (for clients to trust)."""
     from bindle_server.signing import KeyRing, SecretKeyFile
 
-    settings = _override(ctx.obj, directory=directory, signing_keys=signing_keys)
     try:
         keys = SecretKeyFile.load(settings.signing_keys_path)
     except (ValueError, BindleError) as exc:
@@ -70,9 +54,9 @@ def keys_print(
     typer.echo(KeyRing([key.key_entry() for key in keys.keys]).dumps(), nl=False)
 
 
-@token_app.command("create")
+@settings_options(*TOKENS)
 def token_create(
-    ctx: typer.Context,
+    settings: Settings,
     name: Annotated[
         str,
         typer.Option(
@@ -83,8 +67,6 @@ def token_create(
         str | None,
         typer.Option("--expires", help="Lifetime such as 30d, 12h, 45m or 2w [default: never]"),
     ] = None,
-    directory: DirectoryOption = None,
-    tokens_file: TokensFileOption = None,
 ) -> None:
     """Create a bearer token and print it once; the token file keeps only its hash.
 
@@ -96,7 +78,6 @@ def token_create(
 
     from bindle_server.auth import TokenFile, parse_duration
 
-    settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
     path = settings.tokens_path
     first = not path.exists()
     try:
@@ -117,16 +98,13 @@ def token_create(
     typer.echo(value)
 
 
-@token_app.command("list")
-def token_list(
-    ctx: typer.Context, directory: DirectoryOption = None, tokens_file: TokensFileOption = None
-) -> None:
+@settings_options(*TOKENS)
+def token_list(settings: Settings) -> None:
     """List the tokens by name, with when they were created and when they expire."""
     from datetime import UTC, datetime
 
     from bindle_server.auth import TokenFile
 
-    settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
     path = settings.tokens_path
     try:
         tokens = TokenFile.load(path) if path.exists() else TokenFile()
@@ -142,18 +120,14 @@ def token_list(
         typer.echo(f"{entry.name}\tcreated {entry.created.isoformat()}\t{state}")
 
 
-@token_app.command("revoke")
+@settings_options(*TOKENS)
 def token_revoke(
-    ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Name of the token to revoke")],
-    directory: DirectoryOption = None,
-    tokens_file: TokensFileOption = None,
+    settings: Settings, name: Annotated[str, typer.Argument(help="Name of the token to revoke")]
 ) -> None:
     """Revoke a token: remove it from the token file (a running server stops accepting it
     within a second). The file stays, so token authentication stays on."""
     from bindle_server.auth import TokenFile
 
-    settings = _override(ctx.obj, directory=directory, tokens_file=tokens_file)
     path = settings.tokens_path
     try:
         with TokenFile.edit(path) as tokens:

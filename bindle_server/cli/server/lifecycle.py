@@ -7,27 +7,20 @@ serve it: they go through the same index transactions as the servers do.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
-import sys
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
 
-from bindle_server.cli.options import (
-    DirectoryOption,
-    DryRunOption,
-    GcGraceOption,
-    IndexOption,
-    PendingTtlOption,
-    RetentionOption,
-    StorageOption,
-)
-from bindle_server.cli.server import (
-    _existing_store,
-    _settings_from,
-    app,
+from bindle_server.cli.server.maintenance import existing_store
+from bindle_server.cli.server.options import (
+    STORE,
+    ProgressOption,
+    settings_options,
+    show_progress,
 )
 from bindle_server.config import Settings
 from bindle_server.errors import BindleError, InvalidBindleId, InvoiceNotFound
@@ -35,6 +28,9 @@ from bindle_server.model import BindleId
 from bindle_server.service import BindleService
 
 T = TypeVar("T")
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Report what would be removed; change nothing")
+]
 
 
 @asynccontextmanager
@@ -54,9 +50,9 @@ def _bindle_ids(texts: list[str]) -> list[BindleId]:
         raise typer.BadParameter(exc.message, param_hint="ID") from None
 
 
-@app.command()
+@settings_options(*STORE)
 def purge(
-    ctx: typer.Context,
+    settings: Settings,
     ids: Annotated[list[str], typer.Argument(help="Bindle ids (NAME/VERSION) to purge")],
     dry_run: DryRunOption = False,
     forget: Annotated[
@@ -67,9 +63,6 @@ def purge(
             "with any content (caches that saw the old content may then disagree)",
         ),
     ] = False,
-    directory: DirectoryOption = None,
-    storage: StorageOption = None,
-    index: IndexOption = None,
 ) -> None:
     """Remove bindles for good: their invoices answer 404 and leave `_q`.
 
@@ -78,7 +71,7 @@ def purge(
     other invoices list them. Safe while servers serve the same storage. Exits 1 when an
     id was not found.
     """
-    settings = _existing_store(_settings_from(ctx, ctx.obj))
+    existing_store(settings)
     bindle_ids = _bindle_ids(ids)
 
     async def run() -> int:
@@ -121,24 +114,14 @@ async def _purge_one(
     return True
 
 
-@app.command()
+@settings_options("retention", "pending_ttl", "gc_grace", *STORE)
 def gc(
-    ctx: typer.Context,
-    retention: RetentionOption = None,
+    settings: Settings,
     dry_run: DryRunOption = False,
     output: Annotated[
         str, typer.Option("--format", help="Report as a table or as JSON: table or json")
     ] = "table",
-    pending_ttl: PendingTtlOption = None,
-    gc_grace: GcGraceOption = None,
-    progress: Annotated[
-        bool | None,
-        typer.Option(
-            "--progress/--no-progress",
-            help="Show progress [default: when standard error is a terminal]",
-            show_default=False,
-        ),
-    ] = None,
+    progress: ProgressOption = None,
     nice: Annotated[
         int,
         typer.Option(
@@ -149,9 +132,6 @@ def gc(
             "stay responsive; 0 keeps the normal priority",
         ),
     ] = 10,
-    directory: DirectoryOption = None,
-    storage: StorageOption = None,
-    index: IndexOption = None,
 ) -> None:
     """Collect garbage: apply the retention policy (as purges), expire pending invoices,
     then remove parcels that no invoice lists.
@@ -161,26 +141,33 @@ def gc(
     consistent store that the next run finishes. Reports bindles and parcels removed,
     bytes freed and the time taken; --dry-run reports the same and changes nothing.
     """
+    from rich.console import Console
+
     from bindle_server.api.app import collector_settings
     from bindle_server.lifecycle.collector import collect
 
     if output not in ("table", "json"):
         raise typer.BadParameter("expected table or json", param_hint="--format")
-    settings = _existing_store(_settings_from(ctx, ctx.obj))
+    existing_store(settings)
     try:
         gc_settings = collector_settings(settings)
     except BindleError as exc:
         raise typer.BadParameter(exc.message, param_hint="--retention") from None
-    show = progress if progress is not None else sys.stderr.isatty()
+    show = show_progress(progress)
     if nice:
         os.nice(nice)
 
     async def run() -> None:
+        # A one-line progress display on standard error, when shown.
+        status = Console(stderr=True).status("collecting garbage") if show else None
+
+        def progress(phase: str, done: int) -> None:
+            if status is not None:
+                status.update(f"collecting garbage: {done} {phase} checked")
+
         async with _service(settings) as service:
-            with _Status(show) as status:
-                report = await collect(
-                    service, gc_settings, dry_run=dry_run, progress=status.update
-                )
+            with status if status is not None else contextlib.nullcontext():
+                report = await collect(service, gc_settings, dry_run=dry_run, progress=progress)
         if output == "json":
             typer.echo(report.to_json())
         else:
@@ -196,25 +183,3 @@ def _run(work: Callable[[], Coroutine[Any, Any, T]]) -> T:
         return asyncio.run(work())
     except BindleError as exc:
         raise typer.BadParameter(exc.message) from None
-
-
-class _Status:
-    """A one-line progress display on standard error (nothing when `show` is off)."""
-
-    def __init__(self, show: bool) -> None:
-        from rich.console import Console
-
-        self._status = Console(stderr=True).status("collecting garbage") if show else None
-
-    def __enter__(self) -> _Status:
-        if self._status is not None:
-            self._status.__enter__()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(None, None, None)
-
-    def update(self, phase: str, done: int) -> None:
-        if self._status is not None:
-            self._status.update(f"collecting garbage: {done} {phase} checked")

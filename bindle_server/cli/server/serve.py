@@ -1,0 +1,130 @@
+"""`bindle-server serve`: check the settings, bind the socket, then run uvicorn on it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+import typer
+
+from bindle_server import __version__
+from bindle_server.cli.server import listen
+from bindle_server.cli.server.options import SERVE, settings_options
+from bindle_server.config import Settings, configure_logging
+from bindle_server.errors import BindleError
+
+if TYPE_CHECKING:  # the API is imported only to serve, so other commands start faster
+    from bindle_server.api.auth import AuthSetup
+
+log = logging.getLogger("bindle_server")
+
+
+@settings_options(*SERVE)
+def serve(settings: Settings) -> None:
+    """Serve the Bindle API under /v1 (same as running bindle-server with no command)."""
+    run_server(settings)
+
+
+def run_server(settings: Settings) -> None:
+    """Refuse unusable settings in one line each, then serve until interrupted."""
+    from bindle_server.api.app import create_app, freeze_startup_objects
+
+    configure_logging(settings.log_level)
+    auth = _check(settings)
+    _check_backend(settings)
+    tls = _tls_options(settings)
+    _log_exposure(settings, auth)
+    sock = listen.bind(settings)
+    log.info(
+        "bindle-server %s listening on %s://%s, data in %s",
+        __version__,
+        "https" if tls else "http",
+        settings.address,
+        settings.storage_url,
+    )
+    options: dict[str, Any] = {
+        "log_config": None,
+        "log_level": settings.log_level,
+        "server_header": False,
+        **tls,
+    }
+    if settings.workers == 1:
+        app = create_app(settings, backend_checked=True)
+        freeze_startup_objects()
+        listen.run(app, sock, 1, **options)
+        return
+    # Worker processes import the app and rebuild the settings from the environment. They
+    # share the data directory safely: writes publish with link/rename, temp files are
+    # locked, and the SQLite index coordinates its writers.
+    os.environ.update(settings.to_environment())
+    app_path = "bindle_server.api.app:app_from_environment"
+    listen.run(app_path, sock, settings.workers, factory=True, **options)
+
+
+def _check(settings: Settings) -> AuthSetup:
+    """Fail here, with one readable line, rather than inside the server's start-up."""
+    from bindle_server.api.app import collector_settings, open_signing
+    from bindle_server.api.auth import open_auth
+    from bindle_server.api.exposure import check_exposure
+    from bindle_server.search.registry import check_index_url
+
+    try:
+        settings.host_and_port()
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--address") from None
+    try:
+        open_signing(settings)
+        auth = open_auth(settings)
+        check_exposure(settings, auth.enabled)
+        check_index_url(settings.index)
+        collector_settings(settings)
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc)) from None
+    return auth
+
+
+def _log_exposure(settings: Settings, auth: AuthSetup) -> None:
+    if auth.enabled:
+        log.info("authentication: %s", auth.describe())
+    elif settings.listens_on_loopback():
+        log.warning(
+            "no authentication: anyone who can reach %s may read and write (loopback only)",
+            settings.address,
+        )
+    else:
+        log.warning(
+            "no authentication (--unauthenticated): anyone who can reach %s may read and write",
+            settings.address,
+        )
+
+
+def _tls_options(settings: Settings) -> dict[str, str]:
+    """uvicorn's TLS options, once both files are readable (Settings pairs them)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return {}
+    for path in (settings.tls_cert, settings.tls_key):
+        if not path.is_file():
+            raise typer.BadParameter(f"TLS file {path} does not exist")
+    return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
+
+
+def _check_backend(settings: Settings) -> None:
+    """Open the stores and the index once before serving: an unreachable bucket or
+    database, or a missing extra, is one readable line here, not a start-up traceback."""
+    from bindle_server.backend import open_backend
+
+    async def probe() -> None:
+        async with open_backend(settings.storage_url, settings.index):
+            pass
+
+    try:
+        asyncio.run(probe())
+    except (ValueError, BindleError) as exc:
+        raise typer.BadParameter(str(exc), param_hint="--storage/--index") from None
+    except Exception as exc:  # the database driver's own connection errors
+        raise typer.BadParameter(
+            f"cannot open the backend: {type(exc).__name__}: {exc}".strip(),
+            param_hint="--storage/--index",
+        ) from None
