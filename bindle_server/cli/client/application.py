@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import httpx
 import typer
@@ -42,71 +42,59 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _option(*names: str, env: str | None, metavar: str | None, help: str) -> Any:
+    """A global option; a `[default: ...]` in `help` replaces typer's own."""
+    return typer.Option(
+        *names, envvar=env, metavar=metavar, help=help, show_default="[default:" not in help
+    )
+
+
 # Over 60 lines: typer declares each global option as a parameter of this one callback.
 @app.callback()
 def global_options(
     ctx: typer.Context,
     server: Annotated[
         str,
-        typer.Option(
-            "-s",
-            "--server",
-            envvar="BINDLE_URL",
-            metavar="URL",
-            help="The bindle server's API root, including its subpath (e.g. https://my.bindle.com/v1/)",
+        _option(
+            "-s", "--server", env="BINDLE_URL", metavar="URL",
+            help="The bindle server's API root, including its subpath "
+            "(e.g. https://my.bindle.com/v1/)",
         ),
     ] = DEFAULT_SERVER_URL,
     bindle_dir: Annotated[
         Path | None,
-        typer.Option(
-            "-d",
-            "--bindle-dir",
-            envvar="BINDLE_DIRECTORY",
-            metavar="DIR",
+        _option(
+            "-d", "--bindle-dir", env="BINDLE_DIRECTORY", metavar="DIR",
             help="Where `get` keeps fetched bindles [default: $XDG_CACHE_HOME/bindle]",
-            show_default=False,
         ),
     ] = None,
     keyring: Annotated[
         Path | None,
-        typer.Option(
-            "-r",
-            "--keyring",
-            envvar="BINDLE_KEYRING",
-            metavar="FILE",
+        _option(
+            "-r", "--keyring", env="BINDLE_KEYRING", metavar="FILE",
             help="The keyring file [default: $XDG_CONFIG_HOME/bindle/keyring.toml]",
-            show_default=False,
         ),
     ] = None,
     token_file: Annotated[
         Path | None,
-        typer.Option(
-            "-t",
-            "--token-file",
-            envvar="BINDLE_TOKEN_FILE",
-            metavar="FILE",
+        _option(
+            "-t", "--token-file", env="BINDLE_TOKEN_FILE", metavar="FILE",
             help="A file with a bearer token (or the reference client's login token) "
             "[default: $XDG_CONFIG_HOME/bindle/.token, used if it exists]",
-            show_default=False,
         ),
     ] = None,
     http_user: Annotated[
         str | None,
-        typer.Option(
-            "--http-user",
-            envvar="BINDLE_HTTP_USER",
-            metavar="USER",
+        _option(
+            "--http-user", env="BINDLE_HTTP_USER", metavar="USER",
             help="Username for HTTP Basic auth",
         ),
     ] = None,
     http_password: Annotated[
         str | None,
-        typer.Option(
-            "--http-password",
-            envvar="BINDLE_HTTP_PASSWORD",
-            metavar="PASSWORD",
+        _option(
+            "--http-password", env="BINDLE_HTTP_PASSWORD", metavar="PASSWORD",
             help="Password for HTTP Basic auth",
-            show_envvar=True,
         ),
     ] = None,
     insecure: Annotated[
@@ -114,12 +102,10 @@ def global_options(
     ] = False,
     strategy: Annotated[
         str | None,
-        typer.Option(
-            "--strategy",
-            metavar="STRATEGY",
+        _option(
+            "--strategy", env=None, metavar="STRATEGY",
             help="Verify the signatures of fetched invoices with this strategy against the "
             "keyring, e.g. 'MultipleAttestationGreedy[Host]' [default: no verification]",
-            show_default=False,
         ),
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of errors")] = False,
@@ -129,7 +115,7 @@ def global_options(
             "-V", "--version", callback=_version, is_eager=True, help="Print the version and exit"
         ),
     ] = False,
-) -> None:
+) -> None:  # fmt: skip
     """The Bindle client: push, fetch, search and sign bindles on a Bindle server."""
     session = current_session(ctx)
     session.debug = debug

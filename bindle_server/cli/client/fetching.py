@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from bindle_server.cli.client.options import BindleArg, ConcurrencyOpt, YankedOpt
+from bindle_server.cli.client.options import BindleArg, ConcurrencyOpt, YankedOpt, output_option
 from bindle_server.cli.client.output import print_document
 from bindle_server.cli.client.session import current_session
 from bindle_server.client import (
@@ -78,9 +78,7 @@ def get(
 def get_invoice(
     ctx: typer.Context,
     bindle_id: BindleArg,
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Where to write the invoice (not overwritten)")
-    ] = Path("invoice.toml"),
+    output: Annotated[Path, output_option("invoice")] = Path("invoice.toml"),
     yanked: YankedOpt = False,
 ) -> None:
     """Get only the invoice (no parcels) and write it to a file."""
@@ -97,9 +95,7 @@ def get_parcel(
     ctx: typer.Context,
     bindle_id: Annotated[str, typer.Argument(metavar="BINDLE_ID", help="The bindle id")],
     sha: Annotated[str, typer.Argument(metavar="PARCEL_SHA", help="The SHA256 of the parcel")],
-    output: Annotated[
-        Path, typer.Option("-o", "--output", help="Where to write the parcel (not overwritten)")
-    ] = Path("parcel.dat"),
+    output: Annotated[Path, output_option("parcel")] = Path("parcel.dat"),
     yanked: YankedOpt = False,
 ) -> None:
     """Get one parcel by its SHA256, verify it and write it to a file."""

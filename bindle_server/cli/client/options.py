@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -32,3 +32,8 @@ MediaTypeOpt = Annotated[
     str | None,
     typer.Option("-m", "--media-type", help="The media type [default: guessed from the name]"),
 ]
+
+
+def output_option(what: str) -> Any:
+    """`-o/--output FILE` of a command that writes one file and never overwrites it."""
+    return typer.Option("-o", "--output", help=f"Where to write the {what} (not overwritten)")
