@@ -8,7 +8,7 @@ header is refused everywhere, as the reference does); routes then call
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
 
@@ -24,10 +24,12 @@ from bindle_server.auth import (
     Verb,
 )
 from bindle_server.auth.authn import REQUIRED
-from bindle_server.auth.oidc import OidcConfig, OidcVerifier
 from bindle_server.auth.reloading import ReloadingFile
 from bindle_server.config import Settings
 from bindle_server.errors import AccessDenied, InvalidAuthConfig
+
+if TYPE_CHECKING:
+    from bindle_server.auth.oidc import OidcVerifier
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,7 @@ def open_auth(settings: Settings) -> AuthSetup:
     # must work at once. Only its existence at start-up turns authentication on, though:
     # an open server does not close itself while serving.
     tokens = TokenRegistry.open(settings.tokens_path)
-    oidc_config = OidcConfig.from_settings(
-        settings.oidc_issuer_url, settings.oidc_client_id, settings.oidc_device_url
-    )
-    oidc = OidcVerifier(oidc_config) if oidc_config is not None else None
+    oidc = _open_oidc(settings)
     # The token file first (cheap, `bindle_` tokens only), then JWTs.
     bearers: tuple[BearerVerifier, ...] = (TokenVerifier(tokens),)
     if oidc is not None:
@@ -112,6 +111,18 @@ def open_auth(settings: Settings) -> AuthSetup:
     anonymous_read = bool(settings.anonymous_read)  # default (None): off once auth is on
     authorizer = Authorizer(policy, anonymous_read=anonymous_read)
     return AuthSetup(authenticator, authorizer, htpasswd, tokens, oidc)
+
+
+def _open_oidc(settings: Settings) -> OidcVerifier | None:
+    oidc = (settings.oidc_issuer_url, settings.oidc_client_id, settings.oidc_device_url)
+    if not any(oidc):
+        return None
+    # Imported only when configured: the JWT and HTTP client libraries it brings cost
+    # every server process start-up time and memory.
+    from bindle_server.auth.oidc import OidcConfig, OidcVerifier
+
+    config = OidcConfig.from_settings(*oidc)
+    return OidcVerifier(config) if config is not None else None
 
 
 @dataclass(frozen=True)
