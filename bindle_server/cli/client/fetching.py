@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -13,7 +13,7 @@ import typer
 
 from bindle_server.cli.client.options import BindleArg, ConcurrencyOpt, YankedOpt, output_option
 from bindle_server.cli.client.output import print_document
-from bindle_server.cli.client.session import current_session
+from bindle_server.cli.client.session import Session, current_session
 from bindle_server.client import (
     DEFAULT_CONCURRENCY,
     BindleYanked,
@@ -22,7 +22,7 @@ from bindle_server.client import (
     get_bindle,
     pull_bindle,
 )
-from bindle_server.model import Format, dump_invoice, to_document
+from bindle_server.model import Format, dump_invoice, layout, to_document
 
 
 def info(
@@ -58,18 +58,7 @@ def get(
     """Download the bindle and all its parcels (verified) into the bindle directory."""
     session = current_session(ctx)
     cache = session.cache()
-    with session.progress() as progress, _yanked_hint():
-        report = session.run(
-            lambda client: get_bindle(
-                client,
-                bindle_id,
-                cache,
-                yanked=yanked,
-                concurrency=concurrency,
-                progress=progress,
-                check=session.check,
-            )
-        )
+    report = _fetch_all(session, get_bindle, bindle_id, cache, yanked, concurrency)
     _fetched(report, cache.root)
     if export is not None:
         typer.echo(f"Wrote standalone bindle to {export_standalone(report, export)}")
@@ -132,26 +121,39 @@ def pull(
     """
     session = current_session(ctx)
     directory.mkdir(parents=True, exist_ok=True)
+    report = _fetch_all(session, pull_bindle, bindle_id, directory, yanked, concurrency)
+    _fetched(report, directory)
+
+
+def _fetch_all(
+    session: Session,
+    fetch: Callable[..., Awaitable[FetchReport]],
+    bindle_id: str,
+    target: object,
+    yanked: bool,
+    concurrency: int,
+) -> FetchReport:
+    """Run a whole-bindle fetch (`get_bindle` into a bindle directory, `pull_bindle` into
+    a folder) with the session's progress display and invoice check."""
     with session.progress() as progress, _yanked_hint():
-        report = session.run(
-            lambda client: pull_bindle(
+        return session.run(
+            lambda client: fetch(
                 client,
                 bindle_id,
-                directory,
+                target,
                 yanked=yanked,
                 concurrency=concurrency,
                 progress=progress,
                 check=session.check,
             )
         )
-    _fetched(report, directory)
 
 
 def clean(ctx: typer.Context) -> None:
     """Remove the invoices and parcels `get` kept in the bindle directory."""
     root = current_session(ctx).cache().root
     typer.echo(f"Cleaning up bindles in {root}...")
-    for part in ("invoices", "parcels"):
+    for part in (layout.INVOICES, layout.PARCELS):
         shutil.rmtree(root / part, ignore_errors=True)
     typer.echo("Clean up successful")
 
