@@ -173,6 +173,11 @@ class Settings(BaseSettings):
         description="Seconds between a node's clean-up rounds: settling index entries of "
         "writes whose writer died, and aborting parcel uploads abandoned in a bucket",
     )
+    read_only: Annotated[bool, CommandLine()] = Field(
+        default=False,
+        description="Refuse every write (503, Retry-After) and run no clean-up or garbage "
+        "collection, while reads go on: for migrations and backups",
+    )
     atomic_push: Annotated[bool, CommandLine()] = Field(
         default=False,
         description="Hide an invoice created with missing parcels (pending: GET answers 404, "

@@ -18,6 +18,7 @@ from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
+from bindle_server.api.readonly import ReadOnly
 from bindle_server.api.routes import docs, health, invoices, keys, login, query, relationships
 from bindle_server.api.shutdown import ShutdownGuard
 from bindle_server.backend import open_backend
@@ -124,6 +125,10 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
             log.info("serving bindles from %s", backend.stores.description)
             for line in _describe(settings, signing, auth, gc_settings):
                 log.info("%s", line)
+            if settings.read_only:
+                log.warning("read-only: writes are refused; no clean-up or GC runs")
+                yield
+                return
             async with _background(service, backend.stores.maintain, settings, gc_settings):
                 yield
 
@@ -136,10 +141,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
         **_NO_BUILT_IN_DOCS,
     )
     install_error_handlers(app)
-    app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
-    if not auth.enabled and not settings.unauthenticated:
-        app.add_middleware(LoopbackOnly)
-    app.add_middleware(ShutdownGuard)  # outermost: it also covers the other middleware
+    _install_middleware(app, settings, auth)
     # Every /v1 route authenticates its caller first (a bad Authorization header is a 401
     # everywhere); routes check what the caller may do with the bindle they act on.
     for router in (invoices.router, relationships.router, query.router, keys.router):
@@ -150,6 +152,16 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(docs.router)
     return app
+
+
+def _install_middleware(app: FastAPI, settings: Settings, auth: AuthSetup) -> None:
+    """From the innermost to the outermost (each one added wraps those before it)."""
+    app.add_middleware(RequestGuard, header_limit=settings.max_header_bytes)
+    if settings.read_only:
+        app.add_middleware(ReadOnly)
+    if not auth.enabled and not settings.unauthenticated:
+        app.add_middleware(LoopbackOnly)
+    app.add_middleware(ShutdownGuard)  # outermost: it also covers the other middleware
 
 
 @asynccontextmanager
