@@ -11,11 +11,13 @@ from typing import Annotated, Literal, get_args
 from pydantic import AliasChoices, BeforeValidator, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bindle_server.logs import JsonFormatter
 from bindle_server.model.duration import parse_duration
 
 DEFAULT_ADDRESS = "127.0.0.1:8080"
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+LogFormat = Literal["text", "json"]
 TRACE = 5  # uvicorn's level below debug
 
 
@@ -84,6 +86,13 @@ class Settings(BaseSettings):
     )
     log_level: Annotated[LogLevel, BeforeValidator(_lower), CommandLine(metavar="LEVEL")] = Field(
         default="info", description="Log level: critical, error, warning, info, debug or trace"
+    )
+    log_format: Annotated[LogFormat, BeforeValidator(_lower), CommandLine(metavar="FORMAT")] = (
+        Field(
+            default="text",
+            description="Log lines as text, or as json: one object per line, with the id of "
+            "the request (also sent back as X-Request-ID)",
+        )
     )
 
     signing_keys: Annotated[
@@ -280,10 +289,18 @@ def is_duration(field: str) -> bool:
     return any(isinstance(item, BeforeValidator) and item.func is _seconds for item in metadata)
 
 
-def configure_logging(level: LogLevel) -> None:
-    """One log format for the server, uvicorn's access log and every worker process."""
+def configure_logging(level: LogLevel, log_format: LogFormat = "text") -> None:
+    """One log format for the server, uvicorn's access log and every worker process.
+
+    May run twice (`bindle-server serve --log-format json` configures logging for
+    `bindle-server`, then for `serve`): the second call replaces what the first set.
+    """
     logging.addLevelName(TRACE, "TRACE")
-    logging.basicConfig(format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
-    # Set apart from basicConfig, which does nothing the second time: `bindle-server serve
-    # --log-level debug` configures logging once for `bindle-server`, then for `serve`.
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    )
+    logging.basicConfig(handlers=[handler], force=True)
     logging.getLogger().setLevel(level.upper())

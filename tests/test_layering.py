@@ -15,6 +15,7 @@ PACKAGE = Path(__file__).parents[1] / "bindle_server"
 ALLOWED = {
     "model": set(),
     "durable": set(),
+    "logs": set(),
     "storage": {"model", "durable"},
     "search": {"model"},
     "signing": {"model"},
@@ -23,9 +24,10 @@ ALLOWED = {
     "backend": {"storage", "search"},
     "migrate": {"model", "storage"},
     "lifecycle": {"model", "storage", "search", "service"},
-    "config": {"model"},
+    "config": {"model", "logs"},
     "auth": {"model"},
     "api": {
+        "logs",
         "model",
         "storage",
         "search",
@@ -59,6 +61,7 @@ CLIENT_CLI_ALLOWED = {"client", "model", "signing", "errors"}
 # Third-party modules the pure layers must not touch.
 FORBIDDEN_EXTERNAL = {
     "durable": {"fastapi", "starlette", "uvicorn", "anyio", "httpx"},
+    "logs": {"fastapi", "starlette", "uvicorn"},
     "model": {"fastapi", "starlette", "uvicorn", "aiofiles", "anyio", "sqlite3"},
     "storage": {"fastapi", "starlette", "uvicorn"},
     "search": {"fastapi", "starlette", "uvicorn"},

@@ -19,6 +19,7 @@ from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.readonly import ReadOnly
+from bindle_server.api.requestid import RequestId
 from bindle_server.api.routes import docs, health, invoices, keys, login, query, relationships
 from bindle_server.api.shutdown import ShutdownGuard
 from bindle_server.backend import open_backend
@@ -161,7 +162,8 @@ def _install_middleware(app: FastAPI, settings: Settings, auth: AuthSetup) -> No
         app.add_middleware(ReadOnly)
     if not auth.enabled and not settings.unauthenticated:
         app.add_middleware(LoopbackOnly)
-    app.add_middleware(ShutdownGuard)  # outermost: it also covers the other middleware
+    app.add_middleware(ShutdownGuard)  # it also covers the other middleware
+    app.add_middleware(RequestId)  # outermost: every log line of a request carries its id
 
 
 @asynccontextmanager
@@ -215,7 +217,7 @@ def _describe_lifecycle(settings: Settings, gc: CollectorSettings) -> str:
 def app_from_environment() -> FastAPI:
     """The app for uvicorn worker processes, configured by BINDLE_* variables."""
     settings = Settings()
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     freeze_startup_objects()
     return app

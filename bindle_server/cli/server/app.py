@@ -51,7 +51,7 @@ def bindle_server(
     ] = False,
 ) -> None:
     """Serve the Bindle API (the default when no command is given)."""
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     if ctx.invoked_subcommand is None:
         run_server(settings)
 

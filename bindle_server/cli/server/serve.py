@@ -31,7 +31,7 @@ def run_server(settings: Settings) -> None:
     """Refuse unusable settings in one line each, then serve until interrupted."""
     from bindle_server.api.app import create_app, freeze_startup_objects
 
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     auth = _check(settings)
     _check_backend(settings)
     tls = _tls_options(settings)

@@ -1,0 +1,41 @@
+"""Every request gets an id: the caller's `X-Request-ID` when it is a plain token, else a
+new one. It is sent back in the answer's `X-Request-ID` and set in `logs.REQUEST_ID`, so
+that the log lines of one request (with `--log-format json`) can be found together."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bindle_server.logs import REQUEST_ID
+
+HEADER = b"x-request-id"
+# A caller's id is echoed into headers and logs: only short, plain tokens are taken.
+_ACCEPTED = re.compile(rb"[A-Za-z0-9._:-]{1,64}")
+
+
+class RequestId:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = next((value for name, value in scope["headers"] if name == HEADER), None)
+        raw = given if given is not None and _ACCEPTED.fullmatch(given) else None
+        request_id = raw.decode() if raw is not None else uuid.uuid4().hex
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = [*message.get("headers", []), (HEADER, request_id.encode())]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        token = REQUEST_ID.set(request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            REQUEST_ID.reset(token)
