@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 from bindle_server.search.index import Index
 from bindle_server.search.registry import open_index
@@ -33,6 +34,12 @@ _KNOWN_RECORDED = 65_536
 class Backend:
     stores: Stores
     index: Index
+
+    @property
+    def directory(self) -> Path | None:
+        """The local data directory, or None for stores that have none (S3, memory)."""
+        location = self.stores.index_location
+        return None if location == ":memory:" else Path(location).parent
 
     async def refill_parcels(self) -> int:
         """Record every parcel the store holds (after a lost or new index); how many."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,6 +217,32 @@ class Settings(BaseSettings):
         "under way)",
     )
 
+    audit_log: Annotated[bool, CommandLine()] = Field(
+        default=True,
+        description="Record every change and every refused authentication as a JSON line "
+        "(files under DIRECTORY/audit/, or a table with --index postgresql://); a change "
+        "whose record cannot be written fails. Read it with `bindle-server audit`",
+    )
+    audit_rotate_bytes: Annotated[int, CommandLine(metavar="BYTES")] = Field(
+        default=64 * 1024 * 1024,
+        gt=0,
+        description="Start a new audit file once the current one holds this many bytes",
+    )
+    webhook: Annotated[list[str], CommandLine(metavar="URL")] = Field(
+        default_factory=list,
+        description="POST each invoice event (created, completed, yanked, purged) as JSON to "
+        "URL, signed with --webhook-secret; repeatable. Delivery is queued and retried",
+    )
+    webhook_secret: Annotated[str | None, CommandLine(metavar="SECRET")] = Field(
+        default=None,
+        description="Key of the X-Bindle-Signature HMAC-SHA256 on --webhook deliveries",
+    )
+    webhooks_file: Annotated[Path | None, CommandLine()] = Field(
+        default=None,
+        description="Webhooks as TOML [[webhook]] entries (url, secret, events, prefixes), "
+        "each with its own event filter and name prefixes",
+    )
+
     @model_validator(mode="after")
     def _tls_files_together(self) -> Settings:
         # Checked here, not only by the CLI: a TLS setting that is silently ignored would
@@ -240,7 +267,10 @@ class Settings(BaseSettings):
         for name, value in self.model_dump().items():
             if value is None:
                 continue
-            text = str(value).lower() if isinstance(value, bool) else str(value)
+            if isinstance(value, list):
+                text = json.dumps(value)  # pydantic-settings reads lists as JSON
+            else:
+                text = str(value).lower() if isinstance(value, bool) else str(value)
             environment[environment_names(name)[0]] = text
         return environment
 

@@ -17,6 +17,7 @@ from bindle_server.api.auth import AuthSetup, get_access, open_auth
 from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
+from bindle_server.api.observers import open_observers
 from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.readonly import ReadOnly
 from bindle_server.api.requestid import RequestId
@@ -108,9 +109,12 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         signing = open_signing(settings)
         gc_settings = collector_settings(settings)
-        async with open_backend(
-            settings.storage_url, settings.index, start_stores=not backend_checked
-        ) as backend:
+        async with (
+            open_backend(
+                settings.storage_url, settings.index, start_stores=not backend_checked
+            ) as backend,
+            open_observers(settings, backend) as observers,
+        ):
             service = BindleService(
                 backend.stores,
                 backend.index,
@@ -118,9 +122,11 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
                 max_parcels=settings.max_parcels,
                 max_parcel_bytes=settings.max_parcel_bytes,
                 atomic_push=settings.atomic_push,
+                events=observers.recorder,
             )
             await service.recover()
             app.state.service = service
+            app.state.observers = observers
             app.state.settings = settings
             app.state.auth = auth
             log.info("serving bindles from %s", backend.stores.description)

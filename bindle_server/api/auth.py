@@ -26,7 +26,8 @@ from bindle_server.auth import (
 from bindle_server.auth.authn import REQUIRED
 from bindle_server.auth.reloading import ReloadingFile
 from bindle_server.config import Settings
-from bindle_server.errors import AccessDenied, InvalidAuthConfig
+from bindle_server.errors import AccessDenied, InvalidAuthConfig, Unauthenticated
+from bindle_server.events import CALLER, Action, Caller, Event, EventSink
 
 if TYPE_CHECKING:
     from bindle_server.auth.oidc import OidcVerifier
@@ -153,8 +154,17 @@ class Access:
 
 
 async def get_access(request: Request) -> Access:
+    """Authenticate the caller, and name it (with its address) in the events it causes."""
     setup: AuthSetup = request.app.state.auth
-    identity = await setup.authenticator.authenticate(request.headers.get("authorization"))
+    address = request.client.host if request.client else ""
+    try:
+        identity = await setup.authenticator.authenticate(request.headers.get("authorization"))
+    except Unauthenticated as exc:
+        CALLER.set(Caller("unauthenticated", address))
+        events: EventSink = request.app.state.service.events
+        await events.record(Event.now(Action.AUTH_REFUSED, result=exc.message))
+        raise
+    CALLER.set(Caller(identity.subject, address))
     return Access(identity, setup)
 
 

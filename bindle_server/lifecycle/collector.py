@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from bindle_server.errors import BindleError
+from bindle_server.events import Action, Event
 from bindle_server.lifecycle.retention import Release, RetentionPolicy
 from bindle_server.model import BindleId
 from bindle_server.model.units import format_size
@@ -120,6 +121,15 @@ async def collect(
             await index.release_lease(LEASE)
     report.seconds = time.monotonic() - started
     log.info("garbage collection: %s", report.table()[-1])
+    if not dry_run:
+        await service.events.record(
+            Event.now(
+                Action.GC_RUN,
+                bindles=report.bindles_removed,
+                parcels=report.parcels_removed,
+                bytes=report.bytes_freed,
+            )
+        )
     return report
 
 
@@ -165,12 +175,14 @@ async def _expire_pending(
             names[row.key] for row in rows if row.state is InvoiceState.PENDING and row.idle > ttl
         )
         return
+    await service.events.ready()
     claimed = await service.index.claim_expired(ttl)
     await service.remove(claimed)
     for key, _ in claimed:
         bindle = names.get(key, key)
         log.info("pending invoice %s expired: untouched for over %.0f s", bindle, ttl)
         report.expired.append(bindle)
+        await service.events.record(Event.now(Action.PENDING_EXPIRED, bindle=bindle))
 
 
 async def _drop_stale_pending_records(service: BindleService, grace: float) -> None:
@@ -202,11 +214,16 @@ async def _sweep_parcels(
         if report.dry_run:
             doomed = sorted(unreferenced)
         else:
+            await service.events.ready()
             doomed = await index.condemn(sorted(unreferenced))
             try:
                 await parcels.delete(doomed)
             finally:
                 await index.release(doomed)
+            for sha256 in doomed:
+                await service.events.record(
+                    Event.now(Action.GC_REMOVED, digest=sha256, size=batch[sha256])
+                )
             await index.renew_lease(LEASE)
         report.parcels_removed += len(doomed)
         report.bytes_freed += sum(batch[sha256] for sha256 in doomed)

@@ -166,12 +166,14 @@ class Index(Protocol):
         ...
 
     async def await_parcels(self, key: str, digests: Sequence[str]) -> None:
-        """Record that the pending invoice `key` waits for `digests`."""
+        """Record that the invoice `key` (pending, or committed without atomic pushes)
+        waits for `digests`."""
         ...
 
     async def arrived(self, digests: Sequence[str]) -> list[str]:
-        """Parcels are stored now: drop them from what pending invoices await, in one
-        transaction that also commits every invoice left awaiting nothing; return those."""
+        """Parcels are stored now: drop them from what invoices await, in one transaction
+        that also commits every pending invoice left awaiting nothing; return the invoices
+        left awaiting nothing (complete), pending or not."""
         ...
 
     async def commit(self, key: str) -> bool:

@@ -10,14 +10,9 @@ together neither race nor apply one twice. Every compared or ordered text column
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Sequence
 
-import anyio
-from psycopg import AsyncConnection
-from psycopg.pq import TransactionStatus
-
+from bindle_server.pgpool import Connection, Pool
 from bindle_server.search.index import IndexEntry, InvoiceState, InvoiceStatus, LifecycleRow
 from bindle_server.search.marks import owner_gone, process_identity, stale_marks
 from bindle_server.search.query import Query, QueryPage
@@ -29,8 +24,6 @@ from bindle_server.search.sql import (
     upsert_args,
     upsert_sql,
 )
-
-Connection = AsyncConnection[tuple[Any, ...]]
 
 # Any constant shared by every node; names the lock that serialises migrations.
 _MIGRATION_LOCK = 0x62696E646C65  # "bindle"
@@ -121,9 +114,8 @@ class PostgresIndex:
     def __init__(self, conninfo: str, pool_size: int = 8) -> None:
         # Recorded on write marks, condemnations and leases: host:pid:start-time.
         self.owner = process_identity()
-        self._conninfo = conninfo
-        self._slots = anyio.Semaphore(pool_size)
-        self._idle: list[Connection] = []
+        self._pool = Pool(conninfo, pool_size)
+        self._connection = self._pool.connection
         self.is_new = False
         self.parcels_unknown = False
 
@@ -157,24 +149,6 @@ class PostgresIndex:
                 await db.execute("INSERT INTO schema_migrations (version) VALUES (%s)", (version,))
                 applied.append(version)
         return applied
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        """A connection of the pool (autocommit; use `transaction()` for several statements)."""
-        async with self._slots:
-            db = self._idle.pop() if self._idle else await self._connect()
-            try:
-                yield db
-            finally:
-                if db.closed or db.info.transaction_status != TransactionStatus.IDLE:
-                    # Interrupted mid-statement or broken: not safe to hand out again.
-                    with anyio.CancelScope(shield=True):
-                        await db.close()
-                else:
-                    self._idle.append(db)
-
-    async def _connect(self) -> Connection:
-        return await AsyncConnection.connect(self._conninfo, autocommit=True)
 
     async def begin(self, key: str) -> str:
         token = uuid.uuid4().hex
@@ -323,7 +297,7 @@ class PostgresIndex:
         async with self._connection() as db:
             await db.execute(
                 "INSERT INTO awaiting (key, sha256) SELECT %s, unnest(%s::text[]) WHERE EXISTS "
-                "(SELECT 1 FROM invoices WHERE key = %s AND state = 'pending') "
+                "(SELECT 1 FROM invoices WHERE key = %s AND state <> 'removing') "
                 "ON CONFLICT DO NOTHING",
                 (key, list(dict.fromkeys(digests)), key),
             )
@@ -342,13 +316,13 @@ class PostgresIndex:
                 )
                 keys = sorted({key for (key,) in await cursor.fetchall()})
                 cursor = await db.execute(
-                    f"UPDATE invoices i SET touched = {_NOW}, state = CASE WHEN NOT EXISTS "
-                    "(SELECT 1 FROM awaiting a WHERE a.key = i.key) THEN 'committed' "
-                    "ELSE state END WHERE key = ANY(%s) AND state = 'pending' RETURNING key, state",
+                    f"UPDATE invoices i SET touched = {_NOW}, state = 'committed' "
+                    "WHERE key = ANY(%s) AND state <> 'removing' AND NOT EXISTS "
+                    "(SELECT 1 FROM awaiting a WHERE a.key = i.key) RETURNING key",
                     (keys,),
                 )
                 rows = await cursor.fetchall()
-        return sorted(key for key, state in rows if state == InvoiceState.COMMITTED)
+        return sorted(key for (key,) in rows)
 
     async def commit(self, key: str) -> bool:
         async with self._connection() as db, db.transaction():
@@ -463,9 +437,7 @@ class PostgresIndex:
             )
 
     async def close(self) -> None:
-        idle, self._idle = self._idle, []
-        for db in idle:
-            await db.close()
+        await self._pool.close()
 
 
 async def _delete(db: Connection, key: str) -> None:

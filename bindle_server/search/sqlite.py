@@ -281,7 +281,7 @@ class SqliteIndex:
         await self._write(
             lambda db: db.executemany(
                 "INSERT INTO awaiting (key, sha256) SELECT ?, ? WHERE EXISTS "
-                "(SELECT 1 FROM invoices WHERE key = ? AND state = 'pending') "
+                "(SELECT 1 FROM invoices WHERE key = ? AND state <> 'removing') "
                 "ON CONFLICT DO NOTHING",
                 [(key, sha256, key) for sha256 in digests],
             )
@@ -310,18 +310,18 @@ class SqliteIndex:
                 )
                 keys.update(key for (key,) in found)
                 db.execute(f"DELETE FROM awaiting WHERE sha256 IN ({marks})", batch)
-            committed = []
+            complete = []
             for key in sorted(keys):
+                if db.execute("SELECT 1 FROM awaiting WHERE key = ?", (key,)).fetchone():
+                    continue
                 done = db.execute(
-                    f"UPDATE invoices SET touched = {_NOW}, state = CASE WHEN NOT EXISTS "
-                    "(SELECT 1 FROM awaiting WHERE awaiting.key = invoices.key) "
-                    "THEN 'committed' ELSE state END WHERE key = ? AND state = 'pending' "
-                    "RETURNING state",
+                    f"UPDATE invoices SET touched = {_NOW}, state = 'committed' "
+                    "WHERE key = ? AND state <> 'removing' RETURNING key",
                     (key,),
                 ).fetchone()
-                if done is not None and done[0] == InvoiceState.COMMITTED:
-                    committed.append(key)
-            return committed
+                if done is not None:
+                    complete.append(key)
+            return complete
 
         return await self._write(work)
 

@@ -24,6 +24,8 @@ from typing import TypeVar
 import anyio
 
 from bindle_server.errors import (
+    DigestMismatch,
+    InsufficientStorage,
     InvalidInvoice,
     InvoiceConflict,
     InvoiceExists,
@@ -39,6 +41,7 @@ from bindle_server.errors import (
     StorageUnavailable,
     YankedOnCreate,
 )
+from bindle_server.events import Action, Event, EventSink, NullSink
 from bindle_server.model import (
     BindleId,
     Format,
@@ -51,6 +54,7 @@ from bindle_server.model import (
 )
 from bindle_server.search.index import Index, InvoiceState
 from bindle_server.search.query import Query
+from bindle_server.service.completion import Completion
 from bindle_server.service.indexing import (
     ParsedCache,
     RecentSet,
@@ -98,7 +102,7 @@ class QueryResult:
         return self.query.offset + len(self.invoices) < self.total
 
 
-class BindleService(StoredInvoices):
+class BindleService(Completion, StoredInvoices):
     """Create, fetch, yank and purge invoices; accept and serve parcels; answer queries."""
 
     def __init__(
@@ -110,7 +114,9 @@ class BindleService(StoredInvoices):
         max_parcels: int = 50_000,
         max_parcel_bytes: int | None = None,
         atomic_push: bool = False,
+        events: EventSink | None = None,
     ) -> None:
+        self.events: EventSink = events if events is not None else NullSink()
         self._max_parcels = max_parcels
         self._max_parcel_bytes = max_parcel_bytes
         self._atomic = atomic_push
@@ -193,6 +199,7 @@ class BindleService(StoredInvoices):
         if tombstone is not None and not tombstone.allows(submitted):
             raise InvoicePurged(str(bindle_id), tombstone.purged_at)
         incomplete = await self._check_stored_sizes(submitted)
+        await self.events.ready()
         invoice = self._host.accept(submitted)
         document = dump_invoice(invoice)
         token = await self._index.begin(key)
@@ -221,8 +228,10 @@ class BindleService(StoredInvoices):
         # these parcels since the first look has either finished (the parcel is absent
         # now) or is still at it (condemned); from here on it can remove none of them.
         missing = await self._missing_labels(invoice, condemned)
-        if self._atomic:
-            await self._settle_pending(key, missing, recorded)
+        await self.events.record(
+            Event.now(Action.INVOICE_CREATED, bindle=str(bindle_id), missing=len(missing))
+        )
+        await self._settle_pending(key, str(bindle_id), missing, recorded)
         log.info(
             "stored invoice %s (%d parcel(s), %d missing%s)",
             bindle_id,
@@ -260,22 +269,6 @@ class BindleService(StoredInvoices):
                         f"bytes; this server takes parcels of at most {limit} bytes"
                     )
 
-    async def _settle_pending(self, key: str, missing: list[Label], recorded: bool) -> None:
-        """After an atomic create: commit it, or record what it awaits."""
-        if not missing:
-            await self._commit(key)
-            return
-        if not recorded:  # everything was stored at first, then a collector took some
-            await self._invoices.put_record(RecordKind.PENDING, key, b"", replace=False)
-        awaited = [label.sha256 for label in missing]
-        await self._index.await_parcels(key, awaited)
-        # An upload that stored one of them between our look and the line above found
-        # nothing awaiting it: look once more now that the index knows.
-        arrived = set(awaited) - await self._parcels.missing(awaited)
-        arrived -= await self._index.condemned(sorted(arrived))
-        if arrived:
-            await self._arrived(sorted(arrived))
-
     async def _resume(self, bindle_id: BindleId, submitted: Invoice) -> CreatedInvoice:
         """A create of an id that exists: resume a pending push of the same invoice."""
         try:
@@ -306,6 +299,7 @@ class BindleService(StoredInvoices):
         invoice = await self.get_invoice(bindle_id, allow_yanked=True)
         if invoice.is_yanked:
             return
+        await self.events.ready()
         yanked = self._host.yank(invoice)
         key = bindle_id.key
         token = await self._index.begin(key)
@@ -317,6 +311,7 @@ class BindleService(StoredInvoices):
         # The parcels it lists are the same: their references stay as they are.
         await self._index.put(replace(index_entry(key, yanked), parcels=None), token)
         log.info("yanked invoice %s", bindle_id)
+        await self.events.record(Event.now(Action.INVOICE_YANKED, bindle=str(bindle_id)))
 
     def published_keys(self, roles: list[SignatureRole] | None = None) -> KeyRing:
         """The server's public keys (with signed labels), optionally only those with `roles`."""
@@ -347,6 +342,28 @@ class BindleService(StoredInvoices):
         """Store a parcel listed by a live (or pending) invoice, verifying size and digest."""
         check_sha256(sha256)
         invoice, pending = await self._read(bindle_id, allow_pending=True)
+        try:
+            await self._store_parcel(bindle_id, invoice, pending, sha256, chunks, content_length)
+        except (ParcelNotInInvoice, SizeMismatch, DigestMismatch, InsufficientStorage) as exc:
+            await self.events.record(
+                Event.now(
+                    Action.PARCEL_REFUSED,
+                    bindle=str(bindle_id),
+                    digest=sha256,
+                    result=_REFUSALS[type(exc)],
+                )
+            )
+            raise
+
+    async def _store_parcel(
+        self,
+        bindle_id: BindleId,
+        invoice: Invoice,
+        pending: bool,
+        sha256: str,
+        chunks: AsyncIterable[bytes],
+        content_length: int | None,
+    ) -> None:
         label = _listed_label(invoice, bindle_id, sha256)
         if pending:
             await self._index.touch(bindle_id.key)
@@ -355,6 +372,7 @@ class BindleService(StoredInvoices):
             raise ParcelExists(sha256)
         if content_length is not None and content_length != label.size:
             raise SizeMismatch(sha256, label.size, content_length)
+        await self.events.ready()
         stored = await self._parcels.write(sha256, label.size, chunks)
         log.info(
             "stored parcel %s (%d bytes) for %s%s",
@@ -363,6 +381,12 @@ class BindleService(StoredInvoices):
             bindle_id,
             "" if stored else ", already stored by a concurrent upload",
         )
+        if stored:
+            await self.events.record(
+                Event.now(
+                    Action.PARCEL_STORED, bindle=str(bindle_id), digest=sha256, size=label.size
+                )
+            )
         await self._arrived([sha256])
 
     async def _removed_meanwhile(self, sha256: str) -> bool:
@@ -376,16 +400,6 @@ class BindleService(StoredInvoices):
                 )
             await anyio.sleep(0.05)
         return not await self._parcels.exists(sha256)
-
-    async def _arrived(self, digests: list[str]) -> None:
-        for key in await self._index.arrived(digests):
-            await self._invoices.delete_record(RecordKind.PENDING, key)
-            log.info("pending invoice %s has all its parcels: committed", key)
-
-    async def _commit(self, key: str) -> None:
-        if await self._index.commit(key):
-            log.info("pending invoice %s has all its parcels: committed", key)
-        await self._invoices.delete_record(RecordKind.PENDING, key)
 
     async def stored_parcel(
         self, bindle_id: BindleId, sha256: str, *, allow_yanked: bool = False
@@ -457,16 +471,14 @@ class BindleService(StoredInvoices):
             raise InvoiceYanked(str(bindle_id))
         return invoice, pending
 
-    async def _missing_labels(
-        self, invoice: Invoice, condemned: set[str] | None = None
-    ) -> list[Label]:
-        """Labels whose parcels are absent, or condemned by a collector removing them."""
-        digests = [label.sha256 for label in invoice.labels]
-        absent = await self._parcels.missing(digests)
-        if condemned is None:
-            condemned = await self._index.condemned(digests)
-        gone = absent | condemned
-        return [label for label in invoice.labels if label.sha256 in gone]
+
+# How metrics and the audit log name each reason an upload is refused for.
+_REFUSALS: dict[type[Exception], str] = {
+    ParcelNotInInvoice: "not listed",
+    SizeMismatch: "size",
+    DigestMismatch: "digest",
+    InsufficientStorage: "disk full",
+}
 
 
 def _listed_label(invoice: Invoice, bindle_id: BindleId, sha256: str) -> Label:

@@ -15,6 +15,7 @@ from typing import TypeVar
 import anyio
 
 from bindle_server.errors import InvalidInvoice, InvoiceNotFound, StoredInvoiceDamaged
+from bindle_server.events import Action, Event, EventSink
 from bindle_server.model import BindleId, Invoice, parse_invoice
 from bindle_server.model.tombstone import Tombstone, content_digest
 from bindle_server.search.index import Index
@@ -34,6 +35,7 @@ class StoredInvoices:
     _invoices: InvoiceStore
     _index: Index
     _parsed: ParsedCache
+    events: EventSink
 
     async def purge(self, bindle_id: BindleId, *, reason: str = "purge") -> Invoice | None:
         """Remove an invoice for good, leaving a tombstone; the purged invoice (None if its
@@ -50,6 +52,7 @@ class StoredInvoices:
         for all (retention purges thousands); those not found are left out of the result."""
         found: list[tuple[BindleId, Invoice | None]] = []
         reasons = dict(purges)
+        await self.events.ready()
 
         async def entomb(bindle_id: BindleId) -> None:
             document = await self._invoices.read(bindle_id.key)
@@ -77,6 +80,9 @@ class StoredInvoices:
         await self.remove(list(zip(keys, await self._index.begin_many(keys), strict=True)))
         for bindle_id, _ in found:
             log.info("purged invoice %s (%s)", bindle_id, reasons[bindle_id])
+            await self.events.record(
+                Event.now(Action.INVOICE_PURGED, bindle=str(bindle_id), reason=reasons[bindle_id])
+            )
         return found
 
     async def forget(self, bindle_id: BindleId) -> bool:
