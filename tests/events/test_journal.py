@@ -18,7 +18,7 @@ def _journaled(api: TestClient, after: int = 0) -> list[Event]:
     journal = api.app.state.observers.journal  # type: ignore[attr-defined]
     portal = api.portal
     assert portal is not None
-    return portal.call(journal.after, after, 1000)  # type: ignore[no-any-return]
+    return portal.call(journal.after, after, 1000)
 
 
 def _actions(events: list[Event]) -> list[tuple[str, str]]:
