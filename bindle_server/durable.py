@@ -8,7 +8,9 @@ the client (client/files.py) writes beside the target.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -49,3 +51,34 @@ def move_into_place(source: Path, target: Path, *, replace: bool) -> bool:
     except FileExistsError:
         return False
     return True
+
+
+def write_private_file(path: Path, data: bytes, *, mode: int, replace: bool = True) -> bool:
+    """Write a small file whole and durably, created with `mode` (never briefly readable
+    by others): secret keys, token hashes.
+
+    With `replace=False` an existing file is kept and False returned, so that processes
+    starting together cannot each create (and use) a different one.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp, fd = create_unique(
+        lambda: f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}", path.parent, mode
+    )
+    try:
+        try:
+            os.fchmod(fd, mode)  # the umask may have narrowed `mode`; never widened
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if not move_into_place(temp, path, replace=replace):
+            return False
+        # The new name must survive a crash too: a lost host key means a new one, and
+        # clients that trusted the old one would refuse every invoice signed since.
+        fsync_dir(path.parent)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)

@@ -26,6 +26,7 @@ import tomli
 import tomli_w
 
 from bindle_server.auth.reloading import ReloadingFile
+from bindle_server.durable import write_private_file
 from bindle_server.errors import InvalidAuthConfig
 
 log = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ class TokenFile:
 
     def save(self, path: Path) -> None:
         """Write the file atomically with mode 0600 (never briefly readable by others)."""
-        _write_private(path, self.dumps().encode())
+        write_private_file(path, self.dumps().encode(), mode=0o600)
 
     @classmethod
     @contextmanager
@@ -190,27 +191,3 @@ def _entry(item: dict[str, Any], path: Path) -> TokenEntry:
 
 def _aware(moment: datetime) -> datetime:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # A unique temp name beside the target: concurrent writers never share a temp file.
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.fchmod(fd, 0o600)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(temp, path)
-    finally:
-        temp.unlink(missing_ok=True)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)

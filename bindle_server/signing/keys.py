@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import contextlib
-import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +21,7 @@ import tomli_w
 from nacl.exceptions import BadSignatureError
 from nacl.signing import SigningKey, VerifyKey
 
+from bindle_server.durable import write_private_file
 from bindle_server.errors import InvalidInput
 from bindle_server.model import SignatureRole
 
@@ -244,49 +243,6 @@ class SecretKeyFile:
     def save(self, path: Path, *, replace: bool = True) -> bool:
         """Write the file (mode 0600); see write_private_file for `replace`."""
         return write_private_file(path, self.dumps().encode(), mode=0o600, replace=replace)
-
-
-def write_private_file(path: Path, data: bytes, *, mode: int, replace: bool = True) -> bool:
-    """Write a key file atomically and durably, created with `mode` (never briefly
-    world-readable).
-
-    With `replace=False` an existing file is kept and False returned, so that processes
-    starting together cannot each create (and use) a different key.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
-    try:
-        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        try:
-            os.fchmod(fd, mode)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if replace:
-            os.replace(temp, path)
-        else:
-            try:
-                os.link(temp, path)
-            except FileExistsError:
-                return False
-        _fsync_dir(path.parent)
-        return True
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-
-
-def _fsync_dir(path: Path) -> None:
-    # The new name must survive a crash: a lost host key means a new one, and clients
-    # that trusted the old one would refuse every invoice signed since.
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _key_bytes(key: str) -> bytes | None:
