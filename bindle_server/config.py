@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import AliasChoices, BeforeValidator, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, BeforeValidator, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bindle_server.logs import JsonFormatter
 from bindle_server.model.duration import parse_duration
@@ -29,11 +29,22 @@ def _seconds(value: object) -> object:
     return value
 
 
+def _words(value: object) -> object:
+    """A list setting from its variable: a JSON list, or words split at commas and spaces."""
+    if isinstance(value, str):
+        if value.lstrip().startswith("["):
+            return json.loads(value)
+        return value.replace(",", " ").split()
+    return value
+
+
 def _lower(value: object) -> object:
     return value.lower() if isinstance(value, str) else value
 
 
 Duration = Annotated[float, BeforeValidator(_seconds), Field(gt=0)]
+# A list setting: repeat its option, or list the words in its variable.
+Words = Annotated[list[str], NoDecode, BeforeValidator(_words)]
 
 
 @dataclass(frozen=True)
@@ -228,19 +239,38 @@ class Settings(BaseSettings):
         gt=0,
         description="Start a new audit file once the current one holds this many bytes",
     )
-    webhook: Annotated[list[str], CommandLine(metavar="URL")] = Field(
+    webhook: Annotated[Words, CommandLine(metavar="URL")] = Field(
         default_factory=list,
         description="POST each invoice event (created, completed, yanked, purged) as JSON to "
-        "URL, signed with --webhook-secret; repeatable. Delivery is queued and retried",
+        "URL, signed with --webhook-secret; repeatable. Delivery is queued (in the data "
+        "directory or PostgreSQL) and retried with backoff for 24 hours; "
+        "`bindle-server webhooks` lists deliveries",
     )
-    webhook_secret: Annotated[str | None, CommandLine(metavar="SECRET")] = Field(
+    webhook_secret: Annotated[SecretStr | None, CommandLine(metavar="SECRET")] = Field(
         default=None,
-        description="Key of the X-Bindle-Signature HMAC-SHA256 on --webhook deliveries",
+        description="Key of the X-Bindle-Signature HMAC-SHA256 on --webhook deliveries "
+        "(better set by its variable: options show in process listings)",
     )
     webhooks_file: Annotated[Path | None, CommandLine()] = Field(
         default=None,
-        description="Webhooks as TOML [[webhook]] entries (url, secret, events, prefixes), "
-        "each with its own event filter and name prefixes",
+        description="Webhooks as TOML [[webhook]] entries (url, and optionally name, secret, "
+        "events, prefixes), each with its own event filter and bindle name prefixes",
+    )
+    webhook_retry_delay: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds before the first retry of a failed webhook delivery; each "
+        "further retry waits twice as long, up to 10 minutes",
+    )
+    webhook_give_up: Duration = Field(
+        default=24 * 3600.0,
+        description="Stop retrying a webhook delivery this long after its event was queued, "
+        "and list it as failed (30s, 15m, 1h, 14d)",
+    )
+    webhook_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a webhook endpoint may take to answer before the attempt fails",
     )
 
     @model_validator(mode="after")
@@ -269,6 +299,8 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, list):
                 text = json.dumps(value)  # pydantic-settings reads lists as JSON
+            elif isinstance(value, SecretStr):
+                text = value.get_secret_value()
             else:
                 text = str(value).lower() if isinstance(value, bool) else str(value)
             environment[environment_names(name)[0]] = text

@@ -62,16 +62,21 @@ class ServerProcess:
 
 
 def start_server(
-    data_dir: Path, log_path: Path, *extra_args: str, env: dict[str, str] | None = None
+    data_dir: Path,
+    log_path: Path,
+    *extra_args: str,
+    env: dict[str, str] | None = None,
+    port: int | None = None,
 ) -> ServerProcess:
     """Start `python -m bindle_server` and wait, with a deadline, until /healthz answers.
 
-    The server sees none of the caller's BINDLE_* variables, only those in `env`.
+    The server sees none of the caller's BINDLE_* variables, only those in `env`. `port`
+    restarts a server where its clients expect it (default: a free port).
     """
     env = {k: v for k, v in os.environ.items() if not k.startswith("BINDLE_")} | (env or {})
     last_error = "never started"
     for _ in range(3):  # the free port can be taken between our probe and the bind
-        port = free_port()
+        chosen = port or free_port()
         with log_path.open("ab") as log:
             process = subprocess.Popen(
                 [
@@ -79,7 +84,7 @@ def start_server(
                     "-m",
                     "bindle_server",
                     "--address",
-                    f"127.0.0.1:{port}",
+                    f"127.0.0.1:{chosen}",
                     "--directory",
                     str(data_dir),
                     *extra_args,
@@ -89,12 +94,12 @@ def start_server(
                 env=env,
             )
         scheme = "https" if "--tls-cert" in extra_args else "http"
-        server = ServerProcess(process, port, data_dir, log_path, scheme)
+        server = ServerProcess(process, chosen, data_dir, log_path, scheme)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline and process.poll() is None:
             # Only our own process's log proves the port is ours: another test run may
             # have bound the same free port first and would answer /healthz too.
-            if f"listening on {scheme}://127.0.0.1:{port}" in server.log():
+            if f"listening on {scheme}://127.0.0.1:{chosen}" in server.log():
                 try:
                     # Our own self-signed certificate in TLS tests: nothing to verify here.
                     health = httpx.get(f"{server.base_url}/healthz", timeout=1.0, verify=False)

@@ -35,6 +35,8 @@ import httpx
 import pytest
 import yaml
 
+from bindle_server.client import ClientConfig
+from bindle_server.client.events import EventStream
 from bindle_server.config import Settings
 from bindle_server.model.signature import SignatureRole
 from bindle_server.signing import SecretKey, SecretKeyFile
@@ -1009,6 +1011,35 @@ def test_proxy_spreads_requests_over_both_nodes_and_streams_large_parcels(
     errors = (tmp_path / "nginx" / "error.log").read_text()
     assert "buffered to a temporary file" not in errors, errors
     assert "client intended to send too large body" not in errors, errors
+
+
+def test_proxy_passes_the_event_stream_through_as_events_happen(
+    tmp_path: Path, server_factory: Callable[..., ServerProcess]
+) -> None:
+    if nginx_binary() is None:
+        skip_unless_required(
+            "nginx not found: install Debian's nginx package (scripts/test does, as root)"
+        )
+    shared = tmp_path / "shared"
+    nodes = [server_factory(shared) for _ in NODES]
+    with running_nginx(tmp_path / "nginx", [node.port for node in nodes]) as base:
+        config = ClientConfig.of(f"{base}/v1", timeout=NGINX_TIMEOUT)
+        with EventStream(config, query="example.com/streamed") as stream:
+            events = iter(stream)
+            # Pushed to each node directly: the stream, through whichever node nginx chose,
+            # gets every event as it happens (one event does not wait for the next).
+            for node in nodes:
+                invoice = make_invoice("example.com/streamed", f"1.0.{node.port}")
+                created = httpx.post(
+                    f"{node.url}/_i",
+                    content=invoice.toml(),
+                    headers={"Content-Type": "application/toml"},
+                )
+                assert created.status_code == 201, created.text
+                assert [next(events).action, next(events).action] == [
+                    "invoice.created",
+                    "invoice.completed",
+                ]
 
 
 # --- scale-out profile: the S3 store's entry point for real --------------------------------

@@ -17,11 +17,23 @@ from bindle_server.api.auth import AuthSetup, get_access, open_auth
 from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
+from bindle_server.api.metrics import EventCounter, Metrics
 from bindle_server.api.observers import open_observers
 from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.readonly import ReadOnly
+from bindle_server.api.request_metrics import RequestMetrics
 from bindle_server.api.requestid import RequestId
-from bindle_server.api.routes import docs, health, invoices, keys, login, query, relationships
+from bindle_server.api.routes import (
+    docs,
+    events,
+    health,
+    invoices,
+    keys,
+    login,
+    query,
+    relationships,
+)
+from bindle_server.api.routes.metrics import router as metrics_router
 from bindle_server.api.shutdown import ShutdownGuard
 from bindle_server.backend import open_backend
 from bindle_server.config import Settings, configure_logging
@@ -104,6 +116,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     """
     auth = open_auth(settings)
     check_exposure(settings, auth.enabled)
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -115,6 +128,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
             ) as backend,
             open_observers(settings, backend) as observers,
         ):
+            observers.recorder.add(EventCounter(metrics), required=False)
             service = BindleService(
                 backend.stores,
                 backend.index,
@@ -148,15 +162,25 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
         **_NO_BUILT_IN_DOCS,
     )
     install_error_handlers(app)
+    app.state.metrics = metrics
     _install_middleware(app, settings, auth)
+    # Outside every other middleware, so that the answers they give are counted too.
+    app.add_middleware(RequestMetrics, metrics=metrics, prefix=API_PREFIX)
     # Every /v1 route authenticates its caller first (a bad Authorization header is a 401
     # everywhere); routes check what the caller may do with the bindle they act on.
-    for router in (invoices.router, relationships.router, query.router, keys.router):
+    for router in (
+        invoices.router,
+        relationships.router,
+        query.router,
+        keys.router,
+        events.router,
+    ):
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(get_access)])
     # Login needs no credentials (it is how a caller gets them): no authentication here,
     # so a stale token sent along does not block getting a new one.
     app.include_router(login.router, prefix=API_PREFIX)
     app.include_router(health.router)
+    app.include_router(metrics_router)
     app.include_router(docs.router)
     return app
 

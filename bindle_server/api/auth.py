@@ -7,6 +7,8 @@ header is refused everywhere, as the reference does); routes then call
 
 from __future__ import annotations
 
+import base64
+import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
@@ -25,12 +27,16 @@ from bindle_server.auth import (
 )
 from bindle_server.auth.authn import REQUIRED
 from bindle_server.auth.reloading import ReloadingFile
+from bindle_server.auth.tokens import TOKEN_PREFIX
 from bindle_server.config import Settings
 from bindle_server.errors import AccessDenied, InvalidAuthConfig, Unauthenticated
 from bindle_server.events import CALLER, Action, Caller, Event, EventSink
 
 if TYPE_CHECKING:
     from bindle_server.auth.oidc import OidcVerifier
+
+# Longest claimed user name kept in an audit line.
+_CLAIMED_NAME = 128
 
 
 @dataclass(frozen=True)
@@ -160,12 +166,34 @@ async def get_access(request: Request) -> Access:
     try:
         identity = await setup.authenticator.authenticate(request.headers.get("authorization"))
     except Unauthenticated as exc:
-        CALLER.set(Caller("unauthenticated", address))
+        CALLER.set(Caller(_claimed(request.headers.get("authorization")), address))
         events: EventSink = request.app.state.service.events
         await events.record(Event.now(Action.AUTH_REFUSED, result=exc.message))
         raise
     CALLER.set(Caller(identity.subject, address))
     return Access(identity, setup)
+
+
+def _claimed(authorization: str | None) -> str:
+    """Who refused credentials claim to be, for the audit log: `user:NAME` from a Basic
+    header (the name is claimed, not proven: the password did not match), `token` for a
+    bearer token (its name is known only once it matches), `bearer` for another bearer
+    credential (an OIDC JWT), else `unauthenticated`."""
+    scheme, _, credential = (authorization or "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credential.strip(), validate=True).decode()
+        except (ValueError, UnicodeDecodeError):
+            return "unauthenticated"
+        claimed, sep, _ = decoded.partition(":")
+        # The name is the caller's text, and it goes into every refusal line: printable
+        # characters only (no NUL, newline or escape sequence), and bounded.
+        printable = (char for char in claimed if char.isprintable())
+        name = "".join(itertools.islice(printable, _CLAIMED_NAME))
+        return f"user:{name}" if sep and name else "unauthenticated"
+    if scheme.lower() == "bearer":
+        return "token" if credential.strip().startswith(TOKEN_PREFIX) else "bearer"
+    return "unauthenticated"
 
 
 AccessDep = Annotated[Access, Depends(get_access)]

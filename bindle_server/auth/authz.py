@@ -13,9 +13,10 @@ with valid credentials) and `anonymous` (everyone, with or without credentials; 
 only). Prefixes are plain string prefixes of the bindle name (`example.com/team/` covers
 `example.com/team/app` but `example.com/team` also covers `example.com/teamwork`); `*`
 stands for every name. Verbs: `read` (invoices, parcels through them, query, missing),
-`create` (invoices and parcels), `yank`, `purge` (hard delete). Anything not granted is
-refused; `purge` is irreversible, so only a rule that names it grants it (never the
-"no policy: authenticated callers may do everything" default).
+`create` (invoices and parcels), `yank`, `purge` (hard delete), `metrics` (scrape
+`/metrics`; it names no bindle, so a rule granting only it may leave out `prefixes`).
+Anything not granted is refused; `purge` is irreversible, so only a rule that names it
+grants it (never the "no policy: authenticated callers may do everything" default).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ class Verb(StrEnum):
     CREATE = "create"
     YANK = "yank"
     PURGE = "purge"
+    METRICS = "metrics"
 
 
 @dataclass(frozen=True)
@@ -156,8 +158,11 @@ def _rule(rule: dict[str, Any], where: str) -> Rule:
             f"{where}: unknown key(s) {', '.join(unknown)}; expected subjects, prefixes, verbs"
         )
     subjects = _strings(rule, "subjects", where)
-    prefixes = _strings(rule, "prefixes", where)
     verb_names = _strings(rule, "verbs", where)
+    if set(verb_names) == {Verb.METRICS.value} and "prefixes" not in rule:
+        prefixes = [ALL_NAMES]
+    else:
+        prefixes = _strings(rule, "prefixes", where)
     for subject in subjects:
         if subject in ("anonymous", "authenticated"):
             continue
@@ -179,7 +184,7 @@ def _rule(rule: dict[str, Any], where: str) -> Rule:
             verbs.add(Verb(verb))
         except ValueError:
             raise InvalidAuthConfig(
-                f"{where}: unknown verb {verb!r}; expected read, create, yank or purge"
+                f"{where}: unknown verb {verb!r}; expected read, create, yank, purge or metrics"
             ) from None
     if "anonymous" in subjects and verbs - {Verb.READ}:
         raise InvalidAuthConfig(f"{where}: anonymous callers may only be granted read")

@@ -8,6 +8,8 @@ data directory shares; on PostgreSQL it is a table every node writes to
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -15,6 +17,11 @@ from bindle_server.events.model import PUBLIC, Event
 
 # How long journaled events are kept for replay and for webhook retries.
 RETENTION = 7 * 24 * 3600.0
+# A missing sequence number is waited for this long before it is skipped. On PostgreSQL,
+# ids are handed out when an insert starts and seen when it commits, so id 42 may be seen
+# before 41 (another worker or node has not committed it yet); an id that stays missing
+# was taken by a rolled-back insert, or pruned.
+GAP_WAIT = 2.0
 
 
 class EventJournal(Protocol):
@@ -35,6 +42,34 @@ class EventJournal(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+
+class GapWait:
+    """Reads the journal in order for one cursor: a reader that moved past a missing id
+    would never see the event that comes to fill it, so it stops there for `wait`
+    seconds (from when the gap was first seen) before it skips it."""
+
+    def __init__(self, wait: float = GAP_WAIT) -> None:
+        self.wait = wait
+        self._seen: tuple[int, float] | None = None  # (the id after the gap, first seen)
+
+    def in_order(self, cursor: int, events: Sequence[Event]) -> list[Event]:
+        """The leading `events` (read after `cursor`, oldest first) up to the first gap
+        that has been missing for less than `wait`: those the cursor may move past."""
+        taken: list[Event] = []
+        expected = cursor + 1
+        for event in events:
+            if event.id != expected and not self._expired(event.id):
+                break
+            taken.append(event)
+            expected = event.id + 1
+        return taken
+
+    def _expired(self, next_id: int) -> bool:
+        now = time.monotonic()
+        if self._seen is None or self._seen[0] != next_id:
+            self._seen = (next_id, now)
+        return now - self._seen[1] >= self.wait
 
 
 class JournalSink:

@@ -12,6 +12,7 @@ import json
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
@@ -93,13 +94,14 @@ class Event:
             detail=detail,
         )
 
+    # Names contain slashes (`example.com/app`), versions never do.
     @property
     def name(self) -> str:
-        return self.bindle.partition("/")[0]
+        return self.bindle.rpartition("/")[0]
 
     @property
     def version(self) -> str:
-        return self.bindle.partition("/")[2]
+        return self.bindle.rpartition("/")[2]
 
     def as_dict(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -133,3 +135,9 @@ class Event:
             detail=dict(entry.get("detail") or {}),
             id=int(entry.get("id", 0)),
         )
+
+
+def iso_time(unix: float) -> str:
+    """`unix` seconds as UTC ISO 8601 to the microsecond: `2026-05-01T12:00:00.123456Z`."""
+    moment = datetime.fromtimestamp(unix, UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")

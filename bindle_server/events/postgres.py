@@ -29,9 +29,13 @@ class PostgresJournal:
     @classmethod
     async def open(cls, conninfo: str) -> PostgresJournal:
         journal = cls(Pool(conninfo, size=4))
-        async with journal.pool.connection() as db, db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            await db.execute(_SCHEMA)
+        try:
+            async with journal.pool.connection() as db, db.transaction():
+                await db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
+                await db.execute(_SCHEMA)
+        except BaseException:
+            await journal.close()
+            raise
         return journal
 
     async def append(self, event: Event) -> Event:

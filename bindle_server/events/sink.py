@@ -58,13 +58,20 @@ class Recorder:
             await sink.ready()
 
     async def record(self, event: Event) -> None:
+        failure: Exception | None = None
         for sink in self._required:
-            await sink.record(event)
-        for sink in self._best_effort:
+            try:
+                await sink.record(event)
+            except Exception as exc:
+                failure = exc  # the sinks after it (the journal) must not have it either
+                break
+        for sink in self._best_effort:  # counted even when the change fails
             try:
                 await sink.record(event)
             except Exception:
                 log.exception("could not pass on event %s", event.action)
+        if failure is not None:
+            raise failure
 
     async def close(self) -> None:
         for sink in [*self._required, *self._best_effort]:

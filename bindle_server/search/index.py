@@ -81,6 +81,16 @@ class LifecycleRow:
     """Seconds since the invoice was last touched by its push (for pending expiry)."""
 
 
+@dataclass(frozen=True)
+class IndexTotals:
+    """What the index holds, counted in one cheap query (for the metrics gauges)."""
+
+    invoices: dict[str, int]
+    """Invoices by state, with committed yanked ones counted apart as "yanked"."""
+    parcels: int
+    parcel_bytes: int
+
+
 class Index(Protocol):
     """Query index over invoices, with crash-recovery marks for writes in flight."""
 
@@ -143,6 +153,10 @@ class Index(Protocol):
 
     async def count(self) -> int:
         """How many invoices are indexed."""
+        ...
+
+    async def totals(self) -> IndexTotals:
+        """Invoices by state, and the parcels recorded as stored with their bytes."""
         ...
 
     async def yanked_by_key(self) -> dict[str, bool]:

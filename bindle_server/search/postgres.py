@@ -13,13 +13,21 @@ import uuid
 from collections.abc import Sequence
 
 from bindle_server.pgpool import Connection, Pool
-from bindle_server.search.index import IndexEntry, InvoiceState, InvoiceStatus, LifecycleRow
+from bindle_server.search.index import (
+    IndexEntry,
+    IndexTotals,
+    InvoiceState,
+    InvoiceStatus,
+    LifecycleRow,
+)
 from bindle_server.search.marks import owner_gone, process_identity, stale_marks
 from bindle_server.search.query import Query, QueryPage
 from bindle_server.search.sql import (
     LIFECYCLE_SQL,
     POSTGRES,
+    TOTALS_SQL,
     build_query,
+    index_totals,
     lifecycle_row,
     upsert_args,
     upsert_sql,
@@ -252,6 +260,12 @@ class PostgresIndex:
             row = await cursor.fetchone()
         return int(row[0]) if row else 0
 
+    async def totals(self) -> IndexTotals:
+        async with self._connection() as db:
+            states = await (await db.execute(TOTALS_SQL[0])).fetchall()
+            parcels = await (await db.execute(TOTALS_SQL[1])).fetchone()
+        return index_totals([(s, n) for s, n in states], parcels)
+
     async def yanked_by_key(self) -> dict[str, bool]:
         async with self._connection() as db:
             cursor = await db.execute("SELECT key, yanked FROM invoices")
@@ -311,6 +325,15 @@ class PostgresIndex:
             if await cursor.fetchone() is None:
                 return []
             async with db.transaction():
+                # Uploads of an invoice's last two parcels run at once: each deletes its own
+                # row, and under READ COMMITTED each would still see the other's. Locking
+                # the invoices first serialises them, and the statements below then see
+                # what the first committed: the second learns the invoice is complete.
+                await db.execute(
+                    "SELECT key FROM invoices WHERE key IN "
+                    "(SELECT key FROM awaiting WHERE sha256 = ANY(%s)) ORDER BY key FOR UPDATE",
+                    (wanted,),
+                )
                 cursor = await db.execute(
                     "DELETE FROM awaiting WHERE sha256 = ANY(%s) RETURNING key", (wanted,)
                 )

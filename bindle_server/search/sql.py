@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bindle_server.model.version import Version
-from bindle_server.search.index import IndexEntry, InvoiceState, LifecycleRow
+from bindle_server.search.index import IndexEntry, IndexTotals, InvoiceState, LifecycleRow
 from bindle_server.search.query import Query
 
 
@@ -126,3 +126,17 @@ def lifecycle_row(row: tuple[Any, ...]) -> LifecycleRow:
 LIFECYCLE_SQL = (
     "SELECT key, name, bindle_id, state, yanked, created, yanked_at, {now} - touched FROM invoices"
 )
+
+
+# Both counts scan narrow indexes, never the invoice documents.
+TOTALS_SQL = (
+    "SELECT CASE WHEN state = 'committed' AND yanked <> 0 THEN 'yanked' ELSE state END, "
+    "count(*) FROM invoices GROUP BY 1",
+    "SELECT count(*), coalesce(sum(size), 0) FROM parcels",
+)
+
+
+def index_totals(states: list[tuple[str, int]], parcels: tuple[int, int] | None) -> IndexTotals:
+    """IndexTotals from the rows of the two TOTALS_SQL statements."""
+    count, size = parcels or (0, 0)
+    return IndexTotals({str(s): int(n) for s, n in states}, int(count), int(size))

@@ -13,6 +13,7 @@ import anyio
 
 from bindle_server.search.index import (
     IndexEntry,
+    IndexTotals,
     InvoiceState,
     InvoiceStatus,
     LifecycleRow,
@@ -22,76 +23,17 @@ from bindle_server.search.query import Query, QueryPage
 from bindle_server.search.sql import (
     LIFECYCLE_SQL,
     SQLITE,
+    TOTALS_SQL,
     build_query,
+    index_totals,
     lifecycle_row,
     upsert_args,
     upsert_sql,
 )
+from bindle_server.search.sqlite_schema import SCHEMA, SCHEMA_VERSION, TABLES
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 6
-_TABLES = ("invoices", "pending", "parcels", "filled", "refs", "awaiting", "condemned", "leases")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS invoices (
-    key       TEXT PRIMARY KEY,
-    bindle_id TEXT NOT NULL,  -- NAME/VERSION: results come in its byte order
-    name      TEXT NOT NULL,
-    yanked    INTEGER NOT NULL,
-    vkey      TEXT NOT NULL,  -- Version.ordinal: SemVer precedence as string order
-    vcore     TEXT NOT NULL,  -- MAJOR.MINOR.PATCH
-    vpre      INTEGER NOT NULL,
-    vbuild    TEXT NOT NULL,
-    document  TEXT NOT NULL,
-    state     TEXT NOT NULL,  -- committed, pending or removing (InvoiceState)
-    created   REAL NOT NULL,  -- unix seconds of the host signature
-    yanked_at REAL,
-    touched   REAL NOT NULL   -- last activity of its push (pending expiry)
-);
--- Covers every filter and the ordering, so queries scan this narrow index rather than
--- the table rows with their documents.
-CREATE INDEX IF NOT EXISTS invoices_by_id
-    ON invoices (bindle_id, state, yanked, name, vkey, vcore, vpre, vbuild);
-CREATE TABLE IF NOT EXISTS pending (
-    token TEXT PRIMARY KEY,
-    key   TEXT NOT NULL,
-    since REAL NOT NULL,
-    owner TEXT NOT NULL     -- host:pid:start-time of the process doing the write
-);
--- Which parcels a remote store holds, so that `missing` is one query, not a request per
--- parcel (see backend.IndexedParcels). Unused on local disk, where a stat is cheaper.
-CREATE TABLE IF NOT EXISTS parcels (
-    sha256 TEXT PRIMARY KEY,
-    size   INTEGER NOT NULL
-);
--- Which parts ("invoices", "parcels") were filled from the store by a rebuild that ran to
--- its end: an index missing one is rebuilt at start-up, even after a crash mid-rebuild.
-CREATE TABLE IF NOT EXISTS filled (
-    part TEXT PRIMARY KEY
-);
-CREATE TABLE IF NOT EXISTS refs (
-    key    TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (key, sha256)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS refs_by_parcel ON refs (sha256);
-CREATE TABLE IF NOT EXISTS awaiting (
-    key    TEXT NOT NULL,
-    sha256 TEXT NOT NULL,
-    PRIMARY KEY (key, sha256)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS awaiting_by_parcel ON awaiting (sha256);
-CREATE TABLE IF NOT EXISTS condemned (
-    sha256 TEXT PRIMARY KEY,
-    since  REAL NOT NULL,
-    owner  TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS leases (
-    name  TEXT PRIMARY KEY,
-    owner TEXT NOT NULL,
-    since REAL NOT NULL
-);
-"""
 # Digests per statement when looking up many parcels (SQLite's variable limit is higher).
 _BATCH = 500
 # SQLite 3.40 (Debian 12) has no unixepoch('subsec'): from the Julian day instead.
@@ -132,9 +74,9 @@ class SqliteIndex:
             # A new index over an existing store must be filled before it answers
             # queries; an index of another schema is derived data: dropped and rebuilt.
             if found_version != SCHEMA_VERSION:
-                for table in _TABLES:
+                for table in TABLES:
                     self._db.execute(f"DROP TABLE IF EXISTS {table}")
-            for statement in _SCHEMA.split(";"):
+            for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
             filled = {row[0] for row in self._db.execute("SELECT part FROM filled")}
@@ -149,7 +91,13 @@ class SqliteIndex:
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         def locked() -> T:
             with self._lock:
-                return work(self._db)
+                result = work(self._db)
+                if isinstance(result, sqlite3.Cursor):
+                    # Closed here, under the lock: a cursor finalised later, in another
+                    # thread, resets its statement while this connection runs it again
+                    # for someone else (sqlite3.InterfaceError, "API misuse").
+                    result.close()
+                return result
 
         return await anyio.to_thread.run_sync(locked)
 
@@ -233,6 +181,13 @@ class SqliteIndex:
     async def count(self) -> int:
         row = await self._run(lambda db: db.execute("SELECT count(*) FROM invoices").fetchone())
         return int(row[0])
+
+    async def totals(self) -> IndexTotals:
+        def work(db: sqlite3.Connection) -> IndexTotals:
+            states = db.execute(TOTALS_SQL[0]).fetchall()
+            return index_totals(states, db.execute(TOTALS_SQL[1]).fetchone())
+
+        return await self._run(work)
 
     async def yanked_by_key(self) -> dict[str, bool]:
         rows = await self._run(lambda db: db.execute("SELECT key, yanked FROM invoices").fetchall())

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import logging
 
+import anyio
+
+from bindle_server.errors import InvalidInvoice
 from bindle_server.events import Action, Event, EventSink
 from bindle_server.model import Invoice, Label, parse_invoice
 from bindle_server.search.index import Index
@@ -28,46 +31,62 @@ class Completion:
     events: EventSink
 
     async def _settle_pending(
-        self, key: str, bindle: str, missing: list[Label], recorded: bool
-    ) -> None:
-        """After a create: commit it (an atomic push) and report it complete, or record
-        what it awaits, so that the upload of the last parcel does both."""
+        self, key: str, missing: list[Label], awaited: set[str], recorded: bool
+    ) -> bool:
+        """After a create: commit it (an atomic push), or make sure the index knows all it
+        awaits (its entry went in `awaited`), so that the upload of the last parcel commits
+        it; True when it is complete now. Its completion is the caller's to report, after
+        its creation."""
         if not missing:
-            await self._commit(key, bindle)
-            return
+            await self._commit(key, report=False)
+            return True
         if self._atomic and not recorded:  # all were stored at first, then a collector took some
             await self._invoices.put_record(RecordKind.PENDING, key, b"", replace=False)
-        awaited = [label.sha256 for label in missing]
-        await self._index.await_parcels(key, awaited)
-        # An upload that stored one of them between our look and the line above found
+        digests = [label.sha256 for label in missing]
+        if not awaited.issuperset(digests):  # a collector took some since the first look
+            await self._index.await_parcels(key, digests)
+        # An upload that stored one of them between our look and the index entry found
         # nothing awaiting it: look once more now that the index knows.
-        arrived = set(awaited) - await self._parcels.missing(awaited)
+        arrived = set(digests) - await self._parcels.missing(digests)
         arrived -= await self._index.condemned(sorted(arrived))
-        if arrived:
-            await self._arrived(sorted(arrived))
+        return bool(arrived) and key in await self._arrived(sorted(arrived), unreported=key)
 
-    async def _arrived(self, digests: list[str]) -> None:
-        for key in await self._index.arrived(digests):
+    async def _arrived(self, digests: list[str], *, unreported: str = "") -> list[str]:
+        """Record parcels as stored; report the invoices this completes (but `unreported`)."""
+        complete = await self._index.arrived(digests)
+        for key in complete:
             if self._atomic:
                 await self._invoices.delete_record(RecordKind.PENDING, key)
-            await self._completed(key)
+            if key != unreported:
+                await self._completed(key)
+        return complete
 
-    async def _commit(self, key: str, bindle: str | None = None) -> None:
+    async def _commit(self, key: str, bindle: str | None = None, *, report: bool = True) -> None:
         """Commit an invoice whose parcels are all stored, and report it complete."""
-        if not self._atomic:  # committed at its create
-            await self._completed(key, bindle)
-            return
-        committed = await self._index.commit(key)
-        await self._invoices.delete_record(RecordKind.PENDING, key)
-        if committed:
+        committed = True  # without atomic pushes: committed at its create
+        if self._atomic:
+            committed = await self._index.commit(key)
+            await self._invoices.delete_record(RecordKind.PENDING, key)
+        if committed and report:
             await self._completed(key, bindle)
 
     async def _completed(self, key: str, bindle: str | None = None) -> None:
         if bindle is None:
-            document = await self._invoices.read(key)
-            bindle = str(parse_invoice(document).bindle_id) if document is not None else key
+            bindle = await self._bindle_of(key)
         log.info("invoice %s has all its parcels%s", bindle, ": committed" if self._atomic else "")
         await self.events.record(Event.now(Action.INVOICE_COMPLETED, bindle=bindle))
+
+    async def _bindle_of(self, key: str) -> str:
+        """The bindle id stored under `key` (the key itself when unreadable)."""
+        document = await self._invoices.read(key)
+        if document is None:
+            return key
+        try:
+            # In a thread: an invoice of thousands of parcels takes a while to parse.
+            invoice = await anyio.to_thread.run_sync(parse_invoice, document)
+        except InvalidInvoice:
+            return key
+        return str(invoice.bindle_id)
 
     async def _missing_labels(
         self, invoice: Invoice, condemned: set[str] | None = None

@@ -198,14 +198,14 @@ class BindleService(Completion, StoredInvoices):
         tombstone = await self._tombstone(key)
         if tombstone is not None and not tombstone.allows(submitted):
             raise InvoicePurged(str(bindle_id), tombstone.purged_at)
-        incomplete = await self._check_stored_sizes(submitted)
+        absent = await self._check_stored_sizes(submitted)
         await self.events.ready()
         invoice = self._host.accept(submitted)
         document = dump_invoice(invoice)
         token = await self._index.begin(key)
         recorded = False
         try:
-            if self._atomic and incomplete:
+            if self._atomic and absent:
                 # Before the invoice: an index rebuilt from the store must find it pending.
                 recorded = await self._invoices.put_record(
                     RecordKind.PENDING, key, b"", replace=False
@@ -223,15 +223,21 @@ class BindleService(Completion, StoredInvoices):
                 await self._invoices.delete_record(RecordKind.PENDING, key)
             return await self._resume(bindle_id, submitted)
         state = InvoiceState.PENDING if self._atomic else InvoiceState.COMMITTED
-        condemned = await self._index.put(index_entry(key, invoice, state), token)
+        # What it awaits goes in with it: one index transaction, not two, for a push.
+        entry = index_entry(key, invoice, state, awaiting=tuple(sorted(absent)))
+        condemned = await self._index.put(entry, token)
         # Asked again after the references are recorded: a collector that removed one of
         # these parcels since the first look has either finished (the parcel is absent
         # now) or is still at it (condemned); from here on it can remove none of them.
         missing = await self._missing_labels(invoice, condemned)
+        # Settled before it is reported: a report that fails then leaves a stored invoice
+        # whose completion the index still tracks.
+        complete = await self._settle_pending(key, missing, absent, recorded)
         await self.events.record(
             Event.now(Action.INVOICE_CREATED, bindle=str(bindle_id), missing=len(missing))
         )
-        await self._settle_pending(key, str(bindle_id), missing, recorded)
+        if complete:
+            await self._completed(key, str(bindle_id))
         log.info(
             "stored invoice %s (%d parcel(s), %d missing%s)",
             bindle_id,
@@ -241,8 +247,8 @@ class BindleService(Completion, StoredInvoices):
         )
         return CreatedInvoice(invoice, missing)
 
-    async def _check_stored_sizes(self, submitted: Invoice) -> bool:
-        """Refuse labels that contradict stored parcels; True when some are not stored."""
+    async def _check_stored_sizes(self, submitted: Invoice) -> set[str]:
+        """Refuse labels that contradict stored parcels; the digests not stored."""
         digests = {label.sha256 for label in submitted.labels}
         stored_sizes = await self._parcels.stored_sizes(list(digests))
         for label in submitted.labels:
@@ -251,7 +257,7 @@ class BindleService(Completion, StoredInvoices):
                 # The invoice could never be fetched whole: its label contradicts bytes
                 # that are already stored under that digest.
                 raise SizeMismatch(label.sha256, label.size, stored)
-        return len(stored_sizes) < len(digests)
+        return digests - stored_sizes.keys()
 
     def _check_limits(self, invoice: Invoice) -> None:
         if invoice.is_yanked:
@@ -345,14 +351,15 @@ class BindleService(Completion, StoredInvoices):
         try:
             await self._store_parcel(bindle_id, invoice, pending, sha256, chunks, content_length)
         except (ParcelNotInInvoice, SizeMismatch, DigestMismatch, InsufficientStorage) as exc:
-            await self.events.record(
-                Event.now(
-                    Action.PARCEL_REFUSED,
-                    bindle=str(bindle_id),
-                    digest=sha256,
-                    result=_REFUSALS[type(exc)],
+            refusal = next(why for kind, why in _REFUSALS.items() if isinstance(exc, kind))
+            try:
+                await self.events.record(
+                    Event.now(
+                        Action.PARCEL_REFUSED, bindle=str(bindle_id), digest=sha256, result=refusal
+                    )
                 )
-            )
+            except Exception:  # a full disk fails the audit line too: the 507 is the answer
+                log.exception("could not record the refused upload of %s", sha256)
             raise
 
     async def _store_parcel(

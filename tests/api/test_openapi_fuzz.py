@@ -53,7 +53,10 @@ def _toml_body(context: object, value: object) -> bytes:
     return value.encode() if isinstance(value, str) else str(value).encode()
 
 
-schema = schemathesis.openapi.from_dict(_description())
+# An event stream does not end by itself, so a fuzzed request to it would never finish;
+# tests/events/test_stream.py checks its parameters against a live server instead.
+STREAMS = ["/v1/_events"]
+schema = schemathesis.openapi.from_dict(_description()).exclude(path=STREAMS)
 
 
 @pytest.fixture

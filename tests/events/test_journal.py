@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import AsyncIterator, Callable
 
+import anyio
 from fastapi.testclient import TestClient
 
 from bindle_server.events import Action, Event
 from bindle_server.model import BindleId
-from tests.factories import make_invoice, parcel
+from tests.factories import InvoiceDoc, make_invoice, parcel
 from tests.lifecycle.conftest import TOML
 
 App = Callable[..., TestClient]
@@ -77,3 +79,54 @@ def test_sequence_numbers_survive_a_restart(app_factory: App) -> None:
     after = _journaled(restarted)
     assert [event.id for event in after[: len(before)]] == [event.id for event in before]
     assert after[-1].id > before[-1].id
+
+
+def test_last_parcels_uploaded_at_once_complete_their_invoice_once(app_factory: App) -> None:
+    api = app_factory()
+    service = api.app.state.service  # type: ignore[attr-defined]
+    assert api.portal is not None
+    start = max([event.id for event in _journaled(api)], default=0)
+    pushed = []
+    for n in range(8):
+        first, second = parcel(f"race {n} first"), parcel(f"race {n} second")
+        doc = make_invoice("example.com/race", f"1.0.{n}", parcels=[first, second])
+        assert api.post("/_i", content=doc.toml(), headers=TOML).status_code == 202
+        pushed.append(doc.bindle_id)
+
+        async def upload_both(doc: InvoiceDoc = doc) -> None:
+            async with anyio.create_task_group() as group:
+                for item in doc.parcels:
+                    group.start_soon(
+                        service.upload_parcel,
+                        BindleId.parse(doc.bindle_id),
+                        item.sha256,
+                        _chunks(item.data),
+                        len(item.data),
+                    )
+
+        api.portal.call(upload_both)
+    completed = [
+        event.bindle for event in _journaled(api, start) if event.action is Action.INVOICE_COMPLETED
+    ]
+    assert sorted(completed) == sorted(pushed)
+
+
+async def _chunks(data: bytes) -> AsyncIterator[bytes]:
+    yield data
+
+
+def test_events_older_than_the_retention_are_pruned_when_a_server_starts(app_factory: App) -> None:
+    api = app_factory()
+    journal = api.app.state.observers.journal  # type: ignore[attr-defined]
+    assert api.portal is not None
+    old = api.portal.call(
+        journal.append,
+        Event(Action.INVOICE_CREATED, bindle="old/1.0.0", time=time.time() - 8 * 86400),
+    )
+    api.post("/_i", content=make_invoice("recent", "1.0.0").toml(), headers=TOML)
+    restarted = app_factory()
+    deadline = time.monotonic() + 20
+    while any(event.id == old.id for event in _journaled(restarted)):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert [event.bindle for event in _journaled(restarted)][-2:] == ["recent/1.0.0"] * 2

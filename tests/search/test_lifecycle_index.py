@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from dataclasses import replace
@@ -111,3 +112,31 @@ async def test_one_lease_holder_at_a_time_and_a_dead_holder_is_replaced(
     assert await index.acquire_lease("gc") is None
     monkeypatch.setattr(index, "owner", me)
     assert await index.acquire_lease("gc") is None  # the dead holder's lease is taken over
+
+
+@pytest.mark.parametrize("state", [InvoiceState.PENDING, InvoiceState.COMMITTED])
+async def test_last_two_parcels_arriving_at_once_complete_the_invoice_once(
+    index: Index, state: InvoiceState
+) -> None:
+    # Each arrival is its own transaction; on PostgreSQL they overlap (two connections).
+    for n in range(20):
+        name = f"race{n}"
+        await index.put(entry(name, (A, B), state, awaiting=(A, B)))
+        first, second = await asyncio.gather(index.arrived([A]), index.arrived([B]))
+        assert first + second == [f"key:{name}"], n
+        status = await index.status(f"key:{name}")
+        assert status is not None and status.state is InvoiceState.COMMITTED
+
+
+async def test_writes_at_once_share_the_embedded_connection_safely(index: Index) -> None:
+    # Many at once, as creates under load do: a statement must never be reset by one
+    # caller while the connection runs it for another (sqlite3 "API misuse").
+    await index.put(entry("app", (A, B), InvoiceState.COMMITTED))
+
+    async def one(n: int) -> None:
+        await index.await_parcels("key:app", [A, B, C])
+        await index.end(await index.begin(f"key:other{n}"))
+        await index.add_parcels([(A, 1)])
+
+    await asyncio.gather(*(one(n) for n in range(300)))
+    assert await index.arrived([A, B, C]) == ["key:app"]

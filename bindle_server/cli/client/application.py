@@ -11,7 +11,7 @@ import httpx
 import typer
 
 from bindle_server import __version__
-from bindle_server.cli.client import fetching, keys, pushing, search
+from bindle_server.cli.client import fetching, keys, pushing, search, watch
 from bindle_server.cli.client.session import Session, config_dir, current_session
 from bindle_server.client import (
     DEFAULT_SERVER_URL,
@@ -145,6 +145,7 @@ app.command("get-invoice")(fetching.get_invoice)
 app.command("get-parcel")(fetching.get_parcel)
 app.command("pull")(fetching.pull)
 app.command("search")(search.search)
+app.command("watch")(watch.watch)
 app.command("push")(pushing.push)
 app.command("push-dir")(pushing.push_dir)
 app.command("push-invoice")(pushing.push_invoice)

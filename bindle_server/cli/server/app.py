@@ -8,7 +8,15 @@ from typing import Annotated, Any
 import typer
 
 from bindle_server import __version__
-from bindle_server.cli.server import configuration, credentials, lifecycle, maintenance, migration
+from bindle_server.cli.server import (
+    audit,
+    configuration,
+    credentials,
+    lifecycle,
+    maintenance,
+    migration,
+    webhooks,
+)
 from bindle_server.cli.server.options import SERVE, settings_options
 from bindle_server.cli.server.serve import run_server, serve
 from bindle_server.config import Settings, configure_logging
@@ -64,6 +72,8 @@ app.command()(maintenance.fsck)
 app.command()(lifecycle.purge)
 app.command()(lifecycle.gc)
 app.command()(migration.migrate)
+app.command()(audit.audit)
+app.command()(webhooks.webhooks)
 app.command("migrate-storage")(migration.migrate_storage)
 keys_app.command("create")(credentials.keys_create)
 keys_app.command("print")(credentials.keys_print)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
+from bindle_server.cli.server.audit import AUDITED, audited
 from bindle_server.cli.server.options import settings_options
 from bindle_server.config import Settings
 from bindle_server.errors import BindleError
+from bindle_server.events import Action
 
 KEYS = ("directory", "signing_keys")
 TOKENS = ("directory", "tokens_file")
@@ -54,7 +56,7 @@ def keys_print(settings: Settings) -> None:
     typer.echo(KeyRing([key.key_entry() for key in keys.keys]).dumps(), nl=False)
 
 
-@settings_options(*TOKENS)
+@settings_options(*TOKENS, "index", *AUDITED)
 def token_create(
     settings: Settings,
     name: Annotated[
@@ -76,17 +78,27 @@ def token_create(
     """
     from datetime import UTC, datetime
 
-    from bindle_server.auth import TokenFile, parse_duration
+    from bindle_server.auth import TokenEntry, TokenFile, parse_duration
 
     path = settings.tokens_path
     first = not path.exists()
-    try:
-        lifetime = parse_duration(expires) if expires is not None else None
+    created: list[TokenEntry] = []
+    value = ""
+
+    def change() -> dict[str, Any]:
+        nonlocal value
         with TokenFile.edit(path) as tokens:
             value = tokens.create(name, lifetime, datetime.now(UTC))
+        created.append(tokens.entries[-1])
+        expiry = created[0].expires
+        return {"token": name, "expires": expiry.isoformat() if expiry else None}
+
+    try:
+        lifetime = parse_duration(expires) if expires is not None else None
+        audited(settings, Action.TOKEN_CREATED, change)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    entry = tokens.entries[-1]
+    entry = created[0]
     until = f"expires {entry.expires.isoformat()}" if entry.expires else "does not expire"
     if first:
         typer.echo(
@@ -120,7 +132,7 @@ def token_list(settings: Settings) -> None:
         typer.echo(f"{entry.name}\tcreated {entry.created.isoformat()}\t{state}")
 
 
-@settings_options(*TOKENS)
+@settings_options(*TOKENS, "index", *AUDITED)
 def token_revoke(
     settings: Settings, name: Annotated[str, typer.Argument(help="Name of the token to revoke")]
 ) -> None:
@@ -129,10 +141,15 @@ def token_revoke(
     from bindle_server.auth import TokenFile
 
     path = settings.tokens_path
-    try:
+
+    def change() -> dict[str, Any]:
         with TokenFile.edit(path) as tokens:
             if not tokens.revoke(name):
                 raise typer.BadParameter(f"no token named {name!r} in {path}")
+        return {"token": name}
+
+    try:
+        audited(settings, Action.TOKEN_REVOKED, change)
     except BindleError as exc:
         raise typer.BadParameter(str(exc)) from None
     typer.echo(f"revoked token {name!r}")

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
+from bindle_server.cli.server.audit import AUDITED, command_recorder
 from bindle_server.cli.server.maintenance import existing_store
 from bindle_server.cli.server.options import (
     STORE,
@@ -37,8 +38,12 @@ DryRunOption = Annotated[
 async def _service(settings: Settings) -> AsyncIterator[BindleService]:
     from bindle_server.backend import open_backend
 
-    async with open_backend(settings.storage_url, settings.index) as backend:
-        service = BindleService(backend.stores, backend.index, None)
+    async with (
+        open_backend(settings.storage_url, settings.index) as backend,
+        # Audited and journaled as a server's changes are, with the operator as the actor.
+        command_recorder(settings, backend.directory) as recorder,
+    ):
+        service = BindleService(backend.stores, backend.index, None, events=recorder)
         await service.recover()
         yield service
 
@@ -50,7 +55,7 @@ def _bindle_ids(texts: list[str]) -> list[BindleId]:
         raise typer.BadParameter(exc.message, param_hint="ID") from None
 
 
-@settings_options(*STORE)
+@settings_options(*STORE, *AUDITED)
 def purge(
     settings: Settings,
     ids: Annotated[list[str], typer.Argument(help="Bindle ids (NAME/VERSION) to purge")],
@@ -114,7 +119,7 @@ async def _purge_one(
     return True
 
 
-@settings_options("retention", "pending_ttl", "gc_grace", *STORE)
+@settings_options("retention", "pending_ttl", "gc_grace", *STORE, *AUDITED)
 def gc(
     settings: Settings,
     dry_run: DryRunOption = False,

@@ -83,7 +83,7 @@ def settings_options(*fields: str) -> Callable[[Command], Command]:
             given = dict(ctx.meta.get(_GIVEN, {}))
             for field in fields:
                 value = values.pop(field)
-                if value is not None:
+                if value is not None and value != []:  # a repeatable option not given: []
                     given[field] = value
             ctx.meta[_GIVEN] = given
             if passes_context:
@@ -152,8 +152,8 @@ def default_text(field: str) -> str | None:
     spelled = command_line(field)
     if spelled is not None and spelled.default is not None:
         return spelled.default
-    value = Settings.model_fields[field].default
-    if value is None:
+    value = Settings.model_fields[field].get_default(call_default_factory=True)
+    if value is None or value == []:
         return None
     if isinstance(value, bool):
         if spelled is None:
@@ -204,7 +204,7 @@ def _parameter(field: str) -> inspect.Parameter:
     extra: dict[str, Any] = {}
     if kind is not bool:
         extra["metavar"] = spelled.metavar or (
-            "DURATION" if is_duration(field) else _METAVARS[kind]
+            "DURATION" if is_duration(field) else _METAVARS.get(kind, "TEXT")
         )
     if kind is int:
         extra["min"] = _minimum(field)
@@ -224,6 +224,8 @@ def _option_type(field: str) -> type:
         annotation = next(arg for arg in get_args(annotation) if arg is not NoneType)
     if get_origin(annotation) is Annotated:
         annotation = get_args(annotation)[0]
+    if get_origin(annotation) is list:  # a repeatable option, e.g. --webhook
+        return cast(type, list[str])
     return cast(type, annotation) if annotation in (bool, int, Path) else str
 
 

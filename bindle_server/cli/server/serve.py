@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -60,7 +63,33 @@ def run_server(settings: Settings) -> None:
     # locked, and the SQLite index coordinates its writers.
     os.environ.update(settings.to_environment())
     app_path = "bindle_server.api.app:app_from_environment"
-    listen.run(app_path, sock, settings.workers, factory=True, **options)
+    with _shared_metrics():
+        listen.run(app_path, sock, settings.workers, factory=True, **options)
+
+
+# prometheus_client's own variable: where each worker process keeps its metric values.
+METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
+
+
+@contextmanager
+def _shared_metrics() -> Iterator[None]:
+    """Have the workers keep their metrics where any of them can sum them for a scrape.
+
+    A fresh directory per run (values from an earlier run would be counted again), in
+    the temporary directory rather than the data directory: an S3 backend has none, and
+    several servers may share one data directory, each with its own metrics. Removed at
+    exit; one a killed server leaves behind is never reused. An operator who sets the
+    variable chooses the directory, and empties it between runs, themselves.
+    """
+    if os.environ.get(METRICS_DIRECTORY):
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="bindle-metrics-") as directory:
+        os.environ[METRICS_DIRECTORY] = directory
+        try:
+            yield
+        finally:
+            del os.environ[METRICS_DIRECTORY]
 
 
 def _check(settings: Settings) -> AuthSetup:
@@ -68,6 +97,7 @@ def _check(settings: Settings) -> AuthSetup:
     from bindle_server.api.app import collector_settings, open_signing
     from bindle_server.api.auth import open_auth
     from bindle_server.api.exposure import check_exposure
+    from bindle_server.events.webhooks import load_webhooks
     from bindle_server.search.registry import check_index_url
 
     try:
@@ -80,6 +110,8 @@ def _check(settings: Settings) -> AuthSetup:
         check_exposure(settings, auth.enabled)
         check_index_url(settings.index)
         collector_settings(settings)
+        secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+        load_webhooks(settings.webhook, secret, settings.webhooks_file)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
     return auth

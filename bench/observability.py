@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""What the audit log and a webhook cost a push: invoice create/s with both on, against off.
+
+Two servers run side by side on local disk, each on its own data directory, in their
+default configuration otherwise: one with `--no-audit-log` and no webhook ("off"), one
+with the audit log (the default) and one `--webhook` to a receiver on loopback that
+answers 204 at once ("on"). Rounds alternate which server is measured first; each round
+creates `--creates` fresh invoices on each, over `--concurrency` keep-alive connections.
+The figure is the median over rounds of on/off, so that the machine's noise (it is
+shared) hits both sides alike.
+
+Target (issue "Operators and runners see what happens"): create rate with audit log and
+webhook on at most 10% below off, that is on/off >= 0.90. `--markdown PATH` writes the
+figures into PATH's `<!-- bench:observability:... -->` section (or appends one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from bindle_bench.common import LOOPBACK
+from bindle_bench.rates import CREATED, PhaseStats, concurrent_phase, create_requests
+from bindle_bench.rawhttp import ConnectionPool
+from bindle_bench.report import machine_facts
+from bindle_bench.server import Server
+
+BEGIN = "<!-- bench:observability:begin (written by bench/observability.py) -->"
+END = "<!-- bench:observability:end -->"
+TARGET = 0.90
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """A webhook endpoint that takes every delivery at once."""
+
+    received = 0
+    lock = threading.Lock()
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length", "0"))
+        self.rfile.read(length)
+        self.send_response(204)
+        self.end_headers()
+        with _Receiver.lock:
+            _Receiver.received += 1
+
+    def log_message(self, format: str, *args: object) -> None:
+        return  # deliveries are counted, not logged
+
+
+async def _creates(server: Server, first: int, count: int, args: argparse.Namespace) -> PhaseStats:
+    requests = create_requests(server.port, range(first, first + count))
+    pool = await ConnectionPool.open(server.port, args.concurrency)
+    try:
+        return await concurrent_phase(pool, server.pid, requests, CREATED, args.phase_timeout)
+    finally:
+        pool.close()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds [5]")
+    parser.add_argument("--creates", type=int, default=1500, help="invoices per round [1500]")
+    parser.add_argument("--concurrency", type=int, default=64, help="connections [64]")
+    parser.add_argument("--phase-timeout", type=float, default=300.0, help="seconds [300]")
+    parser.add_argument("--markdown", type=Path, help="write the figures into this file")
+    parser.add_argument(
+        "--workdir", type=Path, help="where the data directories go [default: a temp dir]"
+    )
+    args = parser.parse_args()
+
+    receiver = ThreadingHTTPServer((LOOPBACK, 0), _Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    hook = f"http://{LOOPBACK}:{receiver.server_address[1]}/hook"
+    workdir = Path(tempfile.mkdtemp(prefix="bindle-observability-bench-", dir=args.workdir))
+    quiet = ("--log-level", "warning")
+    servers = {
+        "off": Server(workdir / "off", workdir / "off.log", 60.0, (*quiet, "--no-audit-log")),
+        "on": Server(
+            workdir / "on",
+            workdir / "on.log",
+            60.0,
+            (*quiet, "--webhook", hook, "--webhook-secret", "bench-secret"),
+        ),
+    }
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    ratios: list[float] = []
+    try:
+        for server in servers.values():
+            server.data_dir.mkdir()
+            server.start()
+        for round_number in range(args.rounds):
+            order = ["off", "on"] if round_number % 2 == 0 else ["on", "off"]
+            measured = {}
+            for side in order:
+                stats = asyncio.run(
+                    _creates(servers[side], round_number * args.creates, args.creates, args)
+                )
+                if stats.bad:
+                    raise SystemExit(f"{side}: unexpected answers: {stats.unexpected}")
+                measured[side] = stats.per_second
+                rates[side].append(stats.per_second)
+            ratios.append(measured["on"] / measured["off"])
+            print(
+                f"round {round_number + 1}/{args.rounds}: off {measured['off']:,.0f}/s, "
+                f"on {measured['on']:,.0f}/s, on/off {ratios[-1]:.3f}",
+                flush=True,
+            )
+        # Deliveries trail the pushes (they are never in the request path): wait a bounded
+        # time for them, to report how far behind they were.
+        # One invoice.created per create: the corpus invoices' parcels are never uploaded,
+        # so none of them completes.
+        expected = args.rounds * args.creates
+        deadline = time.monotonic() + 120
+        while _Receiver.received < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        audit_bytes = sum(p.stat().st_size for p in (workdir / "on" / "audit").glob("*"))
+    finally:
+        for server in servers.values():
+            server.stop()
+        receiver.shutdown()
+
+    ratio = statistics.median(ratios)
+    rows = [
+        ("Invoice create/s, audit log and webhook off (median of rounds)", _rate(rates["off"])),
+        ("Invoice create/s, audit log and one webhook on (median of rounds)", _rate(rates["on"])),
+        ("on / off (median of per-round ratios)", f"{ratio:.3f}"),
+    ]
+    verdict = "**PASS**" if ratio >= TARGET else "**MISS**"
+    table = ["| Figure | Value | Target | Result |", "|---|---:|---|---|"]
+    table += [f"| {name} | {value} |  |  |" for name, value in rows[:2]]
+    table.append(f"| {rows[2][0]} | {rows[2][1]} | >= {TARGET:.2f} | {verdict} |")
+    details = [
+        f"per-round on/off: {', '.join(f'{r:.3f}' for r in ratios)}",
+        f"webhook deliveries received: {_Receiver.received:,} of {expected:,} events "
+        "(invoice.created for each create; their parcels are not uploaded)",
+        f"audit log written by the 'on' server: {audit_bytes / 1024 / 1024:.1f} MiB",
+    ]
+    print("\n".join(table + [""] + [f"- {d}" for d in details]))
+    if args.markdown:
+        _write(args.markdown, table, details, args)
+    return 0 if ratio >= TARGET else 1
+
+
+def _rate(values: list[float]) -> str:
+    return f"{statistics.median(values):,.0f}/s"
+
+
+def _write(path: Path, table: list[str], details: list[str], args: argparse.Namespace) -> None:
+    body = [
+        f"- Date: {datetime.datetime.now(datetime.UTC).isoformat(timespec='seconds')}",
+        "- Command: `python bench/observability.py --markdown bench/RESULTS.md`"
+        f" ({args.rounds} rounds of {args.creates} creates, {args.concurrency} connections)",
+        *(f"- {fact}" for fact in machine_facts()),
+        "",
+        *table,
+        "",
+        *(f"- {detail}" for detail in details),
+        "",
+        "Both servers run at once on local disk with default settings, except that 'off' has "
+        "`--no-audit-log` and 'on' has one `--webhook` to a loopback receiver answering 204. "
+        "Rounds alternate which one is measured first; the ratio is taken per round, then "
+        "the median, so that load from elsewhere on this shared machine hits both alike.",
+        "",
+    ]
+    existing = path.read_text() if path.exists() else ""
+    start, stop = existing.find(BEGIN), existing.find(END)
+    if 0 <= start < stop:
+        path.write_text(existing[: start + len(BEGIN)] + "\n" + "\n".join(body) + existing[stop:])
+    else:
+        section = (
+            "## Audit log and webhooks: their cost to pushes (`bench/observability.py`)\n\n"
+            f"{BEGIN}\n" + "\n".join(body) + f"{END}\n"
+        )
+        path.write_text(f"{existing.rstrip()}\n\n{section}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

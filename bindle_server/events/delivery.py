@@ -1,0 +1,259 @@
+"""Webhook delivery: a background task that moves journaled events to the outbox and
+POSTs them, retrying with backoff; never part of a request.
+
+A change is journaled in its request, after it is durable. This task reads the journal
+from each webhook's cursor (in order: a missing id is waited for, see GapWait), queues a
+delivery per matching event, and sends due deliveries a few at a time, each under a
+timeout: a dead or slow endpoint delays only its own deliveries. A request only sets an
+in-process flag (`Deliverer.sink`) so that its events go out at once rather than at the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+
+from bindle_server import __version__
+from bindle_server.events.journal import GAP_WAIT, RETENTION, EventJournal, GapWait
+from bindle_server.events.model import PUBLIC, Event
+from bindle_server.events.outbox import Delivery, Outbox, State, open_outbox
+from bindle_server.events.webhooks import (
+    DELIVERY_HEADER,
+    EVENT_HEADER,
+    SIGNATURE_HEADER,
+    Webhook,
+    payload,
+)
+
+log = logging.getLogger(__name__)
+
+# Other processes and nodes journal too; their events are found within this many seconds.
+POLL_INTERVAL = 1.0
+# Deliveries in flight at once per process, across all webhooks.
+CONCURRENCY = 8
+# Journal events read per query, and queries per webhook per round (then sending goes on).
+_BATCH = 200
+_BATCHES_PER_ROUND = 10
+_PRUNE_INTERVAL = 3600.0
+_PAUSE = 0.05
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When to try again: `first_delay` after the first failure, twice as long after each
+    further one up to `max_delay`, until `give_up` seconds after the event was queued."""
+
+    first_delay: float = 10.0
+    max_delay: float = 600.0
+    give_up: float = 24 * 3600.0
+    timeout: float = 10.0
+
+    def delay(self, attempts: int) -> float:
+        """Seconds to wait after the `attempts`-th failed attempt."""
+        return float(min(self.first_delay * 2 ** min(attempts - 1, 32), self.max_delay))
+
+    @property
+    def lease(self) -> float:
+        """How long a claimed delivery stays hidden from other claims: longer than any
+        attempt lasts, so that only a sender that died leaves it to be claimed again."""
+        return 2 * self.timeout + 30.0
+
+
+class _Wakeup:
+    """The EventSink a request records to: it only wakes the deliverer up."""
+
+    def __init__(self, flag: asyncio.Event) -> None:
+        self._flag = flag
+
+    async def ready(self) -> None:
+        return None
+
+    async def record(self, event: Event) -> None:
+        if event.action in PUBLIC:
+            self._flag.set()
+
+    async def close(self) -> None:
+        return None
+
+
+class Deliverer:
+    def __init__(
+        self,
+        journal: EventJournal,
+        outbox: Outbox,
+        webhooks: Sequence[Webhook],
+        policy: RetryPolicy,
+        *,
+        gap_wait: float = GAP_WAIT,
+    ) -> None:
+        self._journal = journal
+        self._outbox = outbox
+        self._webhooks = {hook.name: hook for hook in webhooks}
+        self._policy = policy
+        # Each webhook's cursor may stop at a different missing id.
+        self._gaps = {name: GapWait(gap_wait) for name in self._webhooks}
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._pruned_at = 0.0
+        self.sink = _Wakeup(self._wake)
+
+    async def run(self, client: httpx.AsyncClient) -> None:
+        """Queue and send until cancelled; a failed round is logged and tried again."""
+        try:
+            while True:
+                self._wake.clear()
+                try:
+                    await self.queue_new_events()
+                    await self._send_due(client)
+                    await self._prune()
+                except Exception:
+                    log.exception("webhook delivery round failed")
+                # Under a burst of pushes, one round per pause takes all that arrived in
+                # it, rather than one round per event competing with the pushes.
+                await asyncio.sleep(_PAUSE)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+        finally:
+            for task in self._in_flight:
+                task.cancel()
+            # A cancelled attempt is claimed again once its lease runs out.
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def queue_new_events(self) -> None:
+        """Queue a delivery for each journaled event past each webhook's cursor, up to
+        the first id that is missing (not committed yet) for less than the gap wait."""
+        cursors = await self._outbox.cursors()
+        for hook in self._webhooks.values():
+            position = cursors.get(hook.name, 0)
+            for _ in range(_BATCHES_PER_ROUND):
+                events = await self._journal.after(position, _BATCH)
+                taken = self._gaps[hook.name].in_order(position, events)
+                if not taken:
+                    break
+                now = time.time()
+                queued = [_delivery(hook, event, now) for event in taken if hook.wants(event)]
+                position = taken[-1].id
+                await self._outbox.enqueue(hook.name, queued, position)
+                if len(taken) < _BATCH:
+                    break
+
+    async def _send_due(self, client: httpx.AsyncClient) -> None:
+        free = CONCURRENCY - len(self._in_flight)
+        now = time.time()
+        claimed = await self._outbox.claim(
+            list(self._webhooks), now, now + self._policy.lease, free
+        )
+        for delivery in claimed:
+            task = asyncio.create_task(self._attempt(client, delivery))
+            self._in_flight.add(task)
+            task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()  # a slot is free: claim what else is due
+
+    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+        hook = self._webhooks[delivery.webhook]
+        status, error = await self._post(client, hook, delivery)
+        now = time.time()
+        if not error:
+            state, next_attempt = State.DELIVERED, 0.0
+        elif now - delivery.created >= self._policy.give_up:
+            state, next_attempt = State.FAILED, 0.0
+            log.warning(
+                "webhook %s: gave up on delivery %s (%s %s) after %d attempts: %s",
+                hook.name, delivery.id, delivery.action, delivery.bindle, delivery.attempts,
+                error,
+            )  # fmt: skip
+        else:
+            state, next_attempt = State.PENDING, now + self._policy.delay(delivery.attempts)
+            log.info(
+                "webhook %s: delivery %s failed (attempt %d): %s",
+                hook.name, delivery.id, delivery.attempts, error,
+            )  # fmt: skip
+        try:
+            await self._outbox.settle(
+                delivery.id, state, now=now, next_attempt=next_attempt, status=status, error=error
+            )
+        except Exception:  # its lease runs out and it is sent again: at least once
+            log.exception("could not record the outcome of webhook delivery %s", delivery.id)
+
+    async def _post(
+        self, client: httpx.AsyncClient, hook: Webhook, delivery: Delivery
+    ) -> tuple[int | None, str]:
+        """(status, "") when the endpoint took it, else (status or None, what went wrong)."""
+        body = delivery.body.encode()
+        headers = {
+            "Content-Type": "application/json",
+            DELIVERY_HEADER: delivery.id,
+            EVENT_HEADER: delivery.action,
+        }
+        signature = hook.signature(body)
+        if signature:
+            headers[SIGNATURE_HEADER] = signature
+        try:
+            # httpx's timeout bounds each read; this bounds an endpoint that trickles.
+            async with asyncio.timeout(2 * self._policy.timeout):
+                # Streamed and not read: the answer's body does not matter, however large.
+                async with client.stream("POST", hook.url, content=body, headers=headers) as r:
+                    status = r.status_code
+        except TimeoutError:
+            return None, "timed out"
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return status, "" if 200 <= status < 300 else f"HTTP {status}"
+
+    async def _prune(self) -> None:
+        if time.monotonic() - self._pruned_at < _PRUNE_INTERVAL and self._pruned_at:
+            return
+        self._pruned_at = time.monotonic()
+        await self._outbox.prune(time.time() - RETENTION)
+
+
+def _delivery(hook: Webhook, event: Event, now: float) -> Delivery:
+    return Delivery(
+        id=str(uuid.uuid4()),
+        webhook=hook.name,
+        event_id=event.id,
+        action=event.action.value,
+        bindle=event.bindle,
+        body=payload(event).decode(),
+        created=now,
+        next_attempt=now,
+        updated=now,
+    )
+
+
+@asynccontextmanager
+async def deliver_webhooks(
+    journal: EventJournal, webhooks: Sequence[Webhook], policy: RetryPolicy
+) -> AsyncIterator[Deliverer]:
+    """Deliver to `webhooks` in the background for as long as the context lasts.
+
+    The cursors of new webhooks are set before it yields, so that every event recorded
+    afterwards is delivered; record events to the deliverer's `sink` to send them at once.
+    """
+    outbox = await open_outbox(journal)
+    await outbox.start([hook.name for hook in webhooks], await journal.latest())
+    deliverer = Deliverer(journal, outbox, webhooks, policy)
+    client = httpx.AsyncClient(
+        timeout=policy.timeout,
+        follow_redirects=False,
+        headers={"User-Agent": f"bindle-server/{__version__}"},
+    )
+    task = asyncio.create_task(deliverer.run(client))
+    try:
+        yield deliverer
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await client.aclose()
