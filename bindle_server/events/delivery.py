@@ -24,7 +24,7 @@ import httpx
 from bindle_server import __version__
 from bindle_server.events.journal import GAP_WAIT, RETENTION, EventJournal, GapWait
 from bindle_server.events.model import PUBLIC, Event
-from bindle_server.events.outbox import Delivery, Outbox, State, open_outbox
+from bindle_server.events.outbox import Delivery, Outbox, Outcome, State, open_outbox
 from bindle_server.events.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -102,6 +102,9 @@ class Deliverer:
         self._gaps = {name: GapWait(gap_wait) for name in self._webhooks}
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Outcomes of finished attempts, recorded together at the next round: one outbox
+        # transaction per round, not one per delivery beside the requests' own.
+        self._outcomes: list[Outcome] = []
         self._pruned_at = 0.0
         self.sink = _Wakeup(self._wake)
 
@@ -111,6 +114,7 @@ class Deliverer:
             while True:
                 self._wake.clear()
                 try:
+                    await self._settle()
                     await self.queue_new_events()
                     await self._send_due(client)
                     await self._prune()
@@ -126,6 +130,8 @@ class Deliverer:
                 task.cancel()
             # A cancelled attempt is claimed again once its lease runs out.
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._settle())
 
     async def queue_new_events(self) -> None:
         """Queue a delivery for each journaled event past each webhook's cursor, up to
@@ -179,12 +185,14 @@ class Deliverer:
                 "webhook %s: delivery %s failed (attempt %d): %s",
                 hook.name, delivery.id, delivery.attempts, error,
             )  # fmt: skip
+        self._outcomes.append(Outcome(delivery.id, state, now, next_attempt, status, error))
+
+    async def _settle(self) -> None:
+        outcomes, self._outcomes = self._outcomes, []
         try:
-            await self._outbox.settle(
-                delivery.id, state, now=now, next_attempt=next_attempt, status=status, error=error
-            )
-        except Exception:  # its lease runs out and it is sent again: at least once
-            log.exception("could not record the outcome of webhook delivery %s", delivery.id)
+            await self._outbox.settle(outcomes)
+        except Exception:  # their leases run out and they are sent again: at least once
+            log.exception("could not record the outcomes of %d webhook deliveries", len(outcomes))
 
     async def _post(
         self, client: httpx.AsyncClient, hook: Webhook, delivery: Delivery

@@ -63,6 +63,24 @@ class Delivery:
         }
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt at a delivery came to, and when to try it next (if ever)."""
+
+    delivery: str
+    state: State
+    now: float
+    next_attempt: float
+    status: int | None
+    error: str
+
+    def row(self) -> tuple[object, ...]:
+        """The values of the outbox's settle statement, in its order."""
+        return (
+            self.state.value, self.next_attempt, self.status, self.error, self.now, self.delivery,
+        )  # fmt: skip
+
+
 # The tables of both outboxes; INTEGER is 64 bits in SQLite, REAL and DOUBLE PRECISION the same.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS webhook_cursors (
@@ -134,17 +152,8 @@ class Outbox(Protocol):
         them from other claims until `lease_until` (their attempt counted)."""
         ...
 
-    async def settle(
-        self,
-        delivery: str,
-        state: State,
-        *,
-        now: float,
-        next_attempt: float,
-        status: int | None,
-        error: str,
-    ) -> None:
-        """Record the outcome of an attempt at `delivery`."""
+    async def settle(self, outcomes: Sequence[Outcome]) -> None:
+        """Record the outcomes of attempts, in one transaction."""
         ...
 
     async def recent(self, limit: int, failures_only: bool = False) -> list[Delivery]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bindle_server.events.outbox import COLUMNS, SCHEMA, Delivery, State, delivery_row, from_row
+from bindle_server.events.outbox import COLUMNS, SCHEMA, Delivery, Outcome, delivery_row, from_row
 from bindle_server.pgpool import Pool
 
 # Serialises schema creation across nodes; the journal's lock is ...0002.
@@ -72,21 +72,14 @@ class PostgresOutbox:
             rows = await cursor.fetchall()
         return sorted((from_row(row) for row in rows), key=lambda item: item.event_id)
 
-    async def settle(
-        self,
-        delivery: str,
-        state: State,
-        *,
-        now: float,
-        next_attempt: float,
-        status: int | None,
-        error: str,
-    ) -> None:
-        async with self._pool.connection() as db:
-            await db.execute(
+    async def settle(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+        async with self._pool.connection() as db, db.cursor() as cursor:
+            await cursor.executemany(
                 "UPDATE webhook_deliveries SET state = %s, next_attempt = %s, status = %s, "
                 "error = %s, updated = %s WHERE id = %s",
-                (state.value, next_attempt, status, error, now, delivery),
+                [outcome.row() for outcome in outcomes],
             )
 
     async def recent(self, limit: int, failures_only: bool = False) -> list[Delivery]:

@@ -11,7 +11,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
 
-from bindle_server.events.outbox import COLUMNS, SCHEMA, Delivery, State, delivery_row, from_row
+from bindle_server.events.outbox import (
+    COLUMNS,
+    SCHEMA,
+    Delivery,
+    Outcome,
+    delivery_row,
+    from_row,
+)
 from bindle_server.events.sqlite import SqliteJournal
 
 T = TypeVar("T")
@@ -108,22 +115,16 @@ class SqliteOutbox:
 
         return [_claimed(item, lease_until) for item in await self._write(work)]
 
-    async def settle(
-        self,
-        delivery: str,
-        state: State,
-        *,
-        now: float,
-        next_attempt: float,
-        status: int | None,
-        error: str,
-    ) -> None:
+    async def settle(self, outcomes: Sequence[Outcome]) -> None:
+        if not outcomes:
+            return
+
         def work(db: sqlite3.Connection) -> None:
             with db:
-                db.execute(
+                db.executemany(
                     "UPDATE webhook_deliveries SET state = ?, next_attempt = ?, status = ?, "
                     "error = ?, updated = ? WHERE id = ?",
-                    (state.value, next_attempt, status, error, now, delivery),
+                    [outcome.row() for outcome in outcomes],
                 )
 
         await self._write(work)

@@ -24,7 +24,7 @@ from fastapi.testclient import TestClient
 
 from bindle_server.events import Action, Event
 from bindle_server.events.delivery import Deliverer, RetryPolicy
-from bindle_server.events.outbox import Delivery, Outbox, State, open_outbox
+from bindle_server.events.outbox import Delivery, Outbox, Outcome, State, open_outbox
 from bindle_server.events.sqlite import SqliteJournal
 from bindle_server.events.webhooks import InvalidWebhookConfig, load_webhooks
 from tests.factories import InvoiceDoc, make_invoice, parcel
@@ -337,9 +337,11 @@ def test_the_outbox_queues_once_and_hands_each_delivery_to_one_claim(app_factory
     assert [item.event_id for item in second] == [7]
     assert call(outbox.claim, ["hook"], now, now + 60, 5) == []  # both under lease
 
-    settle = functools.partial(outbox.settle, now=now, next_attempt=now)
-    call(functools.partial(settle, "hook-6", State.DELIVERED, status=200, error=""))
-    call(functools.partial(settle, "hook-7", State.PENDING, status=None, error="ConnectError"))
+    outcomes = [
+        Outcome("hook-6", State.DELIVERED, now, now, 200, ""),
+        Outcome("hook-7", State.PENDING, now, now, None, "ConnectError"),
+    ]
+    call(outbox.settle, outcomes)
     assert [item.id for item in call(outbox.recent, 10, True)] == ["hook-7"]
     retried = call(outbox.claim, ["hook"], now, now + 60, 5)
     assert [(item.id, item.attempts) for item in retried] == [("hook-7", 2)]
