@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
-import anyio
-
 from bindle_server.events.model import Event
+from bindle_server.sqlitedb import run_locked
 
 T = TypeVar("T")
 
@@ -54,17 +53,7 @@ class SqliteJournal:
         return self._db
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                result = work(self._db)
-                if isinstance(result, sqlite3.Cursor):
-                    # Closed here, under the lock: a cursor finalised later, in another
-                    # thread, resets its statement while this connection runs it again
-                    # for someone else (sqlite3.InterfaceError, "API misuse").
-                    result.close()
-                return result
-
-        return await anyio.to_thread.run_sync(locked)
+        return await run_locked(self._lock, self._db, work)
 
     async def append(self, event: Event) -> Event:
         def work(db: sqlite3.Connection) -> int:

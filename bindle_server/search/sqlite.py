@@ -9,8 +9,6 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
-import anyio
-
 from bindle_server.search.index import (
     IndexEntry,
     IndexTotals,
@@ -31,6 +29,7 @@ from bindle_server.search.sql import (
     upsert_sql,
 )
 from bindle_server.search.sqlite_schema import SCHEMA, SCHEMA_VERSION, TABLES
+from bindle_server.sqlitedb import run_locked
 
 T = TypeVar("T")
 
@@ -89,17 +88,7 @@ class SqliteIndex:
             raise
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def locked() -> T:
-            with self._lock:
-                result = work(self._db)
-                if isinstance(result, sqlite3.Cursor):
-                    # Closed here, under the lock: a cursor finalised later, in another
-                    # thread, resets its statement while this connection runs it again
-                    # for someone else (sqlite3.InterfaceError, "API misuse").
-                    result.close()
-                return result
-
-        return await anyio.to_thread.run_sync(locked)
+        return await run_locked(self._lock, self._db, work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one `BEGIN IMMEDIATE` transaction."""
