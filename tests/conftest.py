@@ -48,6 +48,13 @@ def _keep_logging() -> Iterator[None]:
     root.setLevel(level)
 
 
+@pytest.fixture(scope="session")
+def anyio_backend() -> str:
+    """The server runs on asyncio (uvicorn) only; trio, which selenium brings along,
+    would otherwise double every async test."""
+    return "asyncio"
+
+
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     path = tmp_path / "data"
