@@ -38,6 +38,13 @@ class Pool:
                 else:
                     self._idle.append(db)
 
+    async def apply_schema(self, schema: str, lock: int) -> None:
+        """Run `schema` (idempotent statements) in one transaction under the advisory lock
+        `lock`, so that processes and nodes starting at once do not race to create it."""
+        async with self.connection() as db, db.transaction():
+            await db.execute("SELECT pg_advisory_xact_lock(%s)", (lock,))
+            await db.execute(schema.encode())
+
     async def _connect(self) -> Connection:
         return await AsyncConnection.connect(self.conninfo, autocommit=True)
 

@@ -44,9 +44,7 @@ class AuditTable:
     async def open(cls, conninfo: str) -> AuditTable:
         table = cls(Pool(conninfo, size=4))
         try:
-            async with table.pool.connection() as db, db.transaction():
-                await db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                await db.execute(_SCHEMA)
+            await table.pool.apply_schema(_SCHEMA, _SCHEMA_LOCK)
         except BaseException:
             await table.pool.close()
             raise

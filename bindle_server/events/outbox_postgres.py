@@ -21,9 +21,7 @@ class PostgresOutbox:
 
     @classmethod
     async def open(cls, pool: Pool) -> PostgresOutbox:
-        async with pool.connection() as db, db.transaction():
-            await db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-            await db.execute(SCHEMA)
+        await pool.apply_schema(SCHEMA, _SCHEMA_LOCK)
         return cls(pool)
 
     async def start(self, webhooks: Sequence[str], position: int) -> None:

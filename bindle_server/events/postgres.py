@@ -30,9 +30,7 @@ class PostgresJournal:
     async def open(cls, conninfo: str) -> PostgresJournal:
         journal = cls(Pool(conninfo, size=4))
         try:
-            async with journal.pool.connection() as db, db.transaction():
-                await db.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
-                await db.execute(_SCHEMA)
+            await journal.pool.apply_schema(_SCHEMA, _SCHEMA_LOCK)
         except BaseException:
             await journal.close()
             raise
