@@ -38,7 +38,7 @@ from typing import Any
 
 import httpx
 import tomli_w
-from bindle_bench.report import machine_facts
+from bindle_bench.report import machine_facts, write_section
 from bindle_bench.server import Server
 
 PARCEL_BYTES = 2048
@@ -269,17 +269,8 @@ def _write(path: Path, table: list[str]) -> None:
         "keeps); the baseline is the same requests just before.",
         "",
     ]
-    existing = path.read_text() if path.exists() else ""
-    start, stop = existing.find(BEGIN), existing.find(END)
-    if 0 <= start < stop:
-        path.write_text(existing[: start + len(BEGIN)] + "\n" + "\n".join(body) + existing[stop:])
-    else:
-        section = (
-            f"## Garbage collection on local disk (`bench/lifecycle.py`)\n\n{BEGIN}\n"
-            + "\n".join(body)
-            + f"{END}\n"
-        )
-        path.write_text(f"{existing.rstrip()}\n\n{section}")
+    heading = "Garbage collection on local disk (`bench/lifecycle.py`)"
+    write_section(path, (BEGIN, END), heading, body)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from pathlib import Path
 from bindle_bench.common import LOOPBACK
 from bindle_bench.rates import CREATED, PhaseStats, concurrent_phase, create_requests
 from bindle_bench.rawhttp import ConnectionPool
-from bindle_bench.report import machine_facts
+from bindle_bench.report import machine_facts, write_section
 from bindle_bench.server import Server
 
 BEGIN = "<!-- bench:observability:begin (written by bench/observability.py) -->"
@@ -188,16 +188,8 @@ def _write(path: Path, table: list[str], details: list[str], args: argparse.Name
         "the median, so that load from elsewhere on this shared machine hits both alike.",
         "",
     ]
-    existing = path.read_text() if path.exists() else ""
-    start, stop = existing.find(BEGIN), existing.find(END)
-    if 0 <= start < stop:
-        path.write_text(existing[: start + len(BEGIN)] + "\n" + "\n".join(body) + existing[stop:])
-    else:
-        section = (
-            "## Audit log and webhooks: their cost to pushes (`bench/observability.py`)\n\n"
-            f"{BEGIN}\n" + "\n".join(body) + f"{END}\n"
-        )
-        path.write_text(f"{existing.rstrip()}\n\n{section}")
+    heading = "Audit log and webhooks: their cost to pushes (`bench/observability.py`)"
+    write_section(path, (BEGIN, END), heading, body)
 
 
 if __name__ == "__main__":

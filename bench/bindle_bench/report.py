@@ -210,3 +210,18 @@ SCALE_OUT_NOTES: Final = (
     "used during the phase, in % of one core (the machine has the cores listed above, "
     "shared by the engines, the server, curl and the benchmark)."
 )
+
+
+def write_section(path: Path, markers: tuple[str, str], heading: str, body: Sequence[str]) -> None:
+    """Put `body` between the `markers` (begin, end) of `path`, replacing what was there;
+    without them, append a new section under `heading`, markers included. The lines
+    around a section (its analysis, written by hand) stay as they are."""
+    begin, end = markers
+    existing = path.read_text() if path.exists() else ""
+    start, stop = existing.find(begin), existing.find(end)
+    text = "\n".join(body)
+    if 0 <= start < stop:
+        path.write_text(existing[: start + len(begin)] + "\n" + text + existing[stop:])
+    else:
+        section = f"## {heading}\n\n{begin}\n{text}{end}\n"
+        path.write_text(f"{existing.rstrip()}\n\n{section}")
