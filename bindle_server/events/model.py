@@ -119,6 +119,17 @@ class Event:
             entry["detail"] = self.detail
         return entry
 
+    def public_fields(self) -> dict[str, Any]:
+        """What webhook receivers and event-stream readers are told of every event (each
+        adds the time in its own form, and who did it where the reader may know)."""
+        return {
+            "id": self.id,
+            "action": self.action.value,
+            "bindle": self.bindle,
+            "name": self.name,
+            "version": self.version,
+        }
+
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), ensure_ascii=False, separators=(",", ":"))
 

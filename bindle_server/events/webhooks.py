@@ -15,7 +15,6 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from bindle_server.events.model import PUBLIC, Action, Event, iso_time
@@ -63,15 +62,7 @@ def sign(secret: str, body: bytes) -> str:
 
 def payload(event: Event) -> bytes:
     """The JSON body of a delivery: the journaled event, as a receiver needs it."""
-    body: dict[str, Any] = {
-        "id": event.id,
-        "action": event.action.value,
-        "bindle": event.bindle,
-        "name": event.name,
-        "version": event.version,
-        "time": iso_time(event.time),
-        "actor": event.actor,
-    }
+    body = {**event.public_fields(), "time": iso_time(event.time), "actor": event.actor}
     if event.detail:
         body["detail"] = event.detail
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()

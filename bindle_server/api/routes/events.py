@@ -12,7 +12,6 @@ import json
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import StreamingResponse
@@ -127,14 +126,7 @@ async def _frames(feed: EventFeed, cursor: int, selected: EventFilter) -> AsyncI
 def frame(event: Event, *, with_actor: bool = True) -> str:
     """One SSE frame. The caller's address stays in the audit log, and who pushed is
     for authenticated readers only: user and token names are not for anonymous ones."""
-    data: dict[str, Any] = {
-        "id": event.id,
-        "action": event.action.value,
-        "bindle": event.bindle,
-        "name": event.name,
-        "version": event.version,
-        "time": event.time,
-    }
+    data = {**event.public_fields(), "time": event.time}
     if with_actor:
         data["actor"] = event.actor
     if event.digest:
