@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import signal
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,7 +16,7 @@ from bindle_server.client import ClientConfig, Unauthorized
 from bindle_server.client.events import EventStream, ServerEvent, parse_events
 from tests.auth.conftest import bcrypt_entry, write_policy
 from tests.factories import InvoiceDoc, make_invoice, parcel
-from tests.servers import ServerProcess
+from tests.servers import ServerProcess, run_command
 
 WAIT = 20.0  # a generous bound on every wait; no test relies on how long anything takes
 TOML = {"Content-Type": "application/toml"}
@@ -182,6 +182,40 @@ def test_each_reader_sees_only_the_names_it_may_read(
         assert (created.action, created.bindle) == ("invoice.created", public.bindle_id)
         assert created.data["actor"] == "user:alice"
         assert bob.take(1) == [("invoice.completed", public.bindle_id)]
+
+
+def test_a_stream_ends_once_its_token_is_revoked(
+    server_factory: Callable[..., ServerProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    created = run_command("token", "create", "--name", "watcher", "--directory", str(data))
+    assert created.returncode == 0, created.stderr
+    token = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    writer = run_command("token", "create", "--name", "writer", "--directory", str(data))
+    pusher = {"Authorization": f"Bearer {writer.stdout.strip()}"}
+    server = server_factory(data)
+    with listening(server.url, auth=_Headers(token)) as listener:
+        before = make_invoice("example.com/revoked/app", "1.0.0")
+        push(server.url, before, pusher)
+        assert listener.take(2) == created_and_completed(before.bindle_id)
+        revoked = run_command("token", "revoke", "watcher", "--directory", str(data))
+        assert revoked.returncode == 0, revoked.stderr
+        # Within the re-check interval the server ends the stream; what is pushed after
+        # the revocation never reaches it.
+        assert listener.ended()
+        push(server.url, make_invoice("example.com/revoked/app", "2.0.0"), pusher)
+    again = EventStream(ClientConfig.of(server.url, auth=_Headers(token)))
+    with again, pytest.raises(Unauthorized):
+        next(iter(again))
+
+
+class _Headers(httpx.Auth):
+    def __init__(self, headers: dict[str, str]) -> None:
+        self.headers = headers
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers.update(self.headers)
+        yield request
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])

@@ -20,7 +20,7 @@ from bindle_server.api.auth import Access, AccessDep
 from bindle_server.api.feed import EventFeed
 from bindle_server.api.openapi import query_parameters, responses
 from bindle_server.auth import Verb
-from bindle_server.errors import InvalidQuery
+from bindle_server.errors import BindleError, InvalidQuery, Unauthenticated
 from bindle_server.events.model import Event
 from bindle_server.model.version import Version
 from bindle_server.search.versions import VersionFilter, parse_version_filter
@@ -28,6 +28,9 @@ from bindle_server.search.versions import VersionFilter, parse_version_filter
 router = APIRouter()
 
 HEARTBEAT = 15.0
+# How often an open stream checks that its caller's credentials still hold: a revoked
+# token, a removed user or an expired JWT ends the stream within this many seconds.
+RECHECK = 5.0
 # How soon a browser's EventSource reconnects after the stream breaks, in milliseconds.
 RECONNECT_MS = 2000
 MEDIA_TYPE = "text/event-stream"
@@ -60,6 +63,7 @@ class EventFilter:
     terms: tuple[str, ...]
     versions: VersionFilter | None
     access: Access
+    authorization: str | None
 
     def passes(self, event: Event) -> bool:
         name = event.name
@@ -73,6 +77,19 @@ class EventFilter:
             if not self.versions.matches(version):
                 return False
         return self.access.setup.authorizer.allows(self.access.identity, Verb.READ, name)
+
+    async def still_authenticated(self) -> bool:
+        """Whether the stream's credentials still prove who opened it. An identity
+        provider that cannot be reached now is not a revocation: the stream goes on."""
+        if self.access.identity.is_anonymous:
+            return True
+        try:
+            identity = await self.access.setup.authenticator.authenticate(self.authorization)
+        except Unauthenticated:
+            return False
+        except BindleError:
+            return True
+        return identity.subject == self.access.identity.subject
 
 
 @router.get(
@@ -98,6 +115,7 @@ async def stream_events(request: Request, access: AccessDep) -> StreamingRespons
         tuple(params.get("q", "").split()),
         parse_version_filter(text) if text.strip() else None,
         access,
+        request.headers.get("authorization"),
     )
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
     return StreamingResponse(_frames(feed, start, selected), media_type=MEDIA_TYPE, headers=headers)
@@ -107,11 +125,15 @@ async def _frames(feed: EventFeed, cursor: int, selected: EventFilter) -> AsyncI
     # At once, so that a client knows it is subscribed, and where: a frame with an id
     # and no data sets an EventSource's Last-Event-ID without firing an event.
     yield f"retry: {RECONNECT_MS}\nid: {cursor}\n\n"
-    written = time.monotonic()
+    written = checked = time.monotonic()
     while not feed.closed:
-        events = await feed.wait_after(cursor, HEARTBEAT)
+        events = await feed.wait_after(cursor, min(HEARTBEAT, RECHECK))
         if feed.closed:
             return
+        if time.monotonic() - checked >= RECHECK:
+            if not await selected.still_authenticated():
+                return
+            checked = time.monotonic()
         for event in events:
             cursor = event.id
             if selected.passes(event):
