@@ -265,3 +265,4 @@ async def deliver_webhooks(
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await client.aclose()
+        await outbox.close()

@@ -165,6 +165,10 @@ class Outbox(Protocol):
         """Drop delivered and failed deliveries last updated before `older_than`; how many."""
         ...
 
+    async def close(self) -> None:
+        """Let go of what the outbox holds of its own (not the journal's)."""
+        ...
+
 
 async def open_outbox(journal: EventJournal) -> Outbox:
     """The outbox beside `journal`, in the same database."""

@@ -98,3 +98,6 @@ class PostgresOutbox:
                 (older_than,),
             )
             return cursor.rowcount
+
+    async def close(self) -> None:
+        return None  # the pool is the journal's

@@ -7,6 +7,7 @@ claim a write transaction, so two workers never take the same delivery.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -20,13 +21,25 @@ from bindle_server.events.outbox import (
     from_row,
 )
 from bindle_server.events.sqlite import SqliteJournal
+from bindle_server.sqlitedb import run_locked
 
 T = TypeVar("T")
 
 
 class SqliteOutbox:
-    def __init__(self, journal: SqliteJournal) -> None:
-        self._journal = journal
+    """A connection of its own to the journal's file: the deliverer's queries never wait
+    for the lock that the requests' journal appends take, nor the other way round."""
+
+    def __init__(self, location: str) -> None:
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            location, check_same_thread=False, isolation_level=None, timeout=30.0
+        )
+        # NORMAL (the journal file is in WAL mode): the outbox need not wait for the disk.
+        # A power cut loses the last transactions whole, so a queueing goes with its
+        # cursor move (and is queued again from the journal), and a lost outcome means
+        # one more attempt.
+        self._db.execute("PRAGMA synchronous = NORMAL")
 
     @classmethod
     async def open(cls, journal: SqliteJournal) -> SqliteOutbox:
@@ -37,21 +50,19 @@ class SqliteOutbox:
                     if statement.strip():
                         db.execute(statement)
 
-        await journal.run(create)
-        return cls(journal)
+        outbox = cls(journal.location)
+        try:
+            await outbox._run(create)
+        except BaseException:
+            await outbox.close()
+            raise
+        return outbox
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        def relaxed(db: sqlite3.Connection) -> T:
-            # The outbox need not wait for the disk as the journal does: a power cut loses
-            # the last transactions whole, so a queueing goes with its cursor move (and is
-            # queued again from the journal) and a lost outcome means one more attempt.
-            db.execute("PRAGMA synchronous = NORMAL")
-            try:
-                return work(db)
-            finally:
-                db.execute("PRAGMA synchronous = FULL")
+    async def close(self) -> None:
+        self._db.close()
 
-        return await self._journal.run(relaxed)
+    async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await run_locked(self._lock, self._db, work)
 
     async def start(self, webhooks: Sequence[str], position: int) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -62,10 +73,10 @@ class SqliteOutbox:
                     [(name, position) for name in webhooks],
                 )
 
-        await self._write(work)
+        await self._run(work)
 
     async def cursors(self) -> dict[str, int]:
-        rows = await self._journal.run(
+        rows = await self._run(
             lambda db: db.execute("SELECT webhook, position FROM webhook_cursors").fetchall()
         )
         return {name: int(position) for name, position in rows}
@@ -84,7 +95,7 @@ class SqliteOutbox:
                     (position, webhook),
                 )
 
-        await self._write(work)
+        await self._run(work)
 
     async def claim(
         self, webhooks: Sequence[str], now: float, lease_until: float, limit: int
@@ -113,7 +124,7 @@ class SqliteOutbox:
                 )
             return [from_row(row) for row in rows]
 
-        return [_claimed(item, lease_until) for item in await self._write(work)]
+        return [_claimed(item, lease_until) for item in await self._run(work)]
 
     async def settle(self, outcomes: Sequence[Outcome]) -> None:
         if not outcomes:
@@ -127,11 +138,11 @@ class SqliteOutbox:
                     [outcome.row() for outcome in outcomes],
                 )
 
-        await self._write(work)
+        await self._run(work)
 
     async def recent(self, limit: int, failures_only: bool = False) -> list[Delivery]:
         where = "WHERE state = 'failed' OR error != ''" if failures_only else ""
-        rows = await self._journal.run(
+        rows = await self._run(
             lambda db: db.execute(
                 f"SELECT {COLUMNS} FROM webhook_deliveries {where} "
                 "ORDER BY updated DESC, event_id DESC LIMIT ?",
@@ -148,7 +159,7 @@ class SqliteOutbox:
                     (older_than,),
                 ).rowcount
 
-        return await self._write(work)
+        return await self._run(work)
 
 
 def _claimed(item: Delivery, lease_until: float) -> Delivery:

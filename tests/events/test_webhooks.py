@@ -349,6 +349,30 @@ def test_the_outbox_queues_once_and_hands_each_delivery_to_one_claim(app_factory
     assert [item.id for item in call(outbox.recent, 10)] == ["hook-7"]
 
 
+def test_the_outbox_leaves_the_journals_connection_without_fsyncs(tmp_path: Path) -> None:
+    """Journal appends are in the request path and commit without an fsync (NORMAL);
+    outbox work must not turn that into one fsync per appended event (FULL)."""
+    journal = SqliteJournal(str(tmp_path / "events.sqlite3"))
+
+    async def scenario() -> int:
+        outbox = await open_outbox(journal)
+        try:
+            await outbox.start(["hook"], 0)
+            await outbox.enqueue("hook", [_queued(1)], 1)
+            now = time.time() + 1
+            claimed = await outbox.claim(["hook"], now, now + 60, 5)
+            await outbox.settle([Outcome(claimed[0].id, State.DELIVERED, now, now, 204, "")])
+        finally:
+            await outbox.close()
+        row = await journal.run(lambda db: db.execute("PRAGMA synchronous").fetchone())
+        return int(row[0])
+
+    try:
+        assert asyncio.run(scenario()) == 1  # NORMAL
+    finally:
+        asyncio.run(journal.close())
+
+
 def test_the_cursor_waits_for_a_missing_journal_id_before_moving_past_it(
     tmp_path: Path,
 ) -> None:

@@ -85,6 +85,9 @@ async def _recent(settings: Settings, limit: int, failures: bool) -> list[Delive
         journal = await open_journal(settings.index, backend.directory)
         try:
             outbox = await open_outbox(journal)
-            return await outbox.recent(limit, failures)
+            try:
+                return await outbox.recent(limit, failures)
+            finally:
+                await outbox.close()
         finally:
             await journal.close()
