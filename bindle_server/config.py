@@ -194,6 +194,12 @@ class Settings(BaseSettings):
         description="Seconds between a node's clean-up rounds: settling index entries of "
         "writes whose writer died, and aborting parcel uploads abandoned in a bucket",
     )
+    forwarded_allow_ips: Annotated[str, CommandLine(metavar="ADDRESSES")] = Field(
+        default="127.0.0.1",
+        description="Proxies trusted to say who the client is (X-Forwarded-For, "
+        "X-Forwarded-Proto): comma-separated addresses or networks, or * for any; the audit "
+        "log, metrics and links then name the client rather than the proxy",
+    )
     read_only: Annotated[bool, CommandLine()] = Field(
         default=False,
         description="Refuse every write (503, Retry-After) and run no clean-up or garbage "

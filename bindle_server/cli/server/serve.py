@@ -51,6 +51,7 @@ def run_server(settings: Settings) -> None:
         "log_config": None,
         "log_level": settings.log_level,
         "server_header": False,
+        "forwarded_allow_ips": settings.forwarded_allow_ips,
         **tls,
     }
     if settings.workers == 1:
