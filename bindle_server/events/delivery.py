@@ -44,6 +44,8 @@ _BATCH = 200
 _BATCHES_PER_ROUND = 10
 _PRUNE_INTERVAL = 3600.0
 _PAUSE = 0.05
+# Bytes of an endpoint's answer read (and dropped) so that its connection can be reused.
+_ANSWER_READ = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -210,9 +212,17 @@ class Deliverer:
         try:
             # httpx's timeout bounds each read; this bounds an endpoint that trickles.
             async with asyncio.timeout(2 * self._policy.timeout):
-                # Streamed and not read: the answer's body does not matter, however large.
                 async with client.stream("POST", hook.url, content=body, headers=headers) as r:
                     status = r.status_code
+                    # The body does not matter, but a short one is read to its end: only
+                    # then does the connection go back to the pool for the next delivery
+                    # (a new connection per event costs more than the event). A long one
+                    # is cut off, and its connection closed.
+                    received = 0
+                    async for chunk in r.aiter_raw():
+                        received += len(chunk)
+                        if received > _ANSWER_READ:
+                            break
         except TimeoutError:
             return None, "timed out"
         except httpx.HTTPError as exc:

@@ -42,6 +42,7 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    client_port: int
 
     @property
     def json(self) -> dict[str, Any]:
@@ -57,7 +58,9 @@ class Receiver:
     """A webhook endpoint on loopback that answers `status`, or holds every request
     until released (`hang`)."""
 
-    def __init__(self, port: int = 0, status: int = 204, hang: bool = False) -> None:
+    def __init__(
+        self, port: int = 0, status: int = 204, hang: bool = False, keep_alive: bool = False
+    ) -> None:
         self.received: list[Received] = []
         self.status = status
         self.release = threading.Event()
@@ -67,10 +70,13 @@ class Receiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 with receiver._arrived:
-                    receiver.received.append(Received(self.path, dict(self.headers), body))
+                    arrived = Received(self.path, dict(self.headers), body, self.client_address[1])
+                    receiver.received.append(arrived)
                     receiver._arrived.notify_all()
                 receiver.release.wait(WAIT)
                 self.send_response(receiver.status)
@@ -179,6 +185,23 @@ def test_a_push_and_a_yank_are_delivered_as_signed_json(
     assert body["actor"] == "anonymous" and body["time"].endswith("Z")
     assert body["id"] < received[1].json["id"] < received[2].json["id"]
     assert received[0].headers["Content-Type"] == "application/json"
+
+
+def test_deliveries_one_after_another_share_one_connection(
+    server_factory: ServerFactory, receivers: Callable[..., Receiver]
+) -> None:
+    """A connection per delivery would cost more than the event; a receiver that keeps
+    connections open (as web servers do) gets them all on one."""
+    receiver = receivers(keep_alive=True)
+    server = server_factory(None, "--webhook", receiver.url())
+    for number in range(3):
+        # Its parcel is never sent: one event (invoice.created) per push.
+        doc = make_invoice("example.com/app", f"1.0.{number}", parcels=[parcel(f"{number}")])
+        created = httpx.post(f"{server.url}/_i", content=doc.toml(), headers=TOML)
+        assert created.status_code == 202, created.text
+        receiver.wait_for(number + 1)
+    assert len(receiver.received) == 3
+    assert len({item.client_port for item in receiver.received}) == 1
 
 
 def test_webhooks_file_entries_have_their_own_events_and_prefixes(
