@@ -32,6 +32,7 @@ BindleError                      the client's ClientError is this class
 ├── InsufficientStorage          the disk is full
 ├── StorageUnavailable           the object store cannot be reached or refuses the server
 ├── StoredInvoiceDamaged         a stored invoice file no longer parses (run fsck)
+├── StoredParcelDamaged          a stored parcel's length is not its label's size (run fsck)
 ├── Unauthenticated              credentials missing where required, or not valid
 ├── AccessDenied                 authenticated, but the policy does not allow the verb here
 ├── PurgeDisabled                purge over HTTP on a server without authentication
@@ -346,3 +347,14 @@ class StoredInvoiceDamaged(BindleError):
             "bindle-server fsck"
         )
         self.bindle_id = bindle_id
+
+
+class StoredParcelDamaged(BindleError):
+    """A stored parcel's length is not its label's size: damage on the server's side."""
+
+    def __init__(self, sha256: str, expected: int, actual: str) -> None:
+        super().__init__(
+            f"stored parcel {sha256} has {actual} bytes but its label says {expected}; "
+            "the operator should run bindle-server fsck"
+        )
+        self.sha256 = sha256

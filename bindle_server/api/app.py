@@ -48,6 +48,7 @@ from bindle_server.model.duration import format_duration
 from bindle_server.search.registry import redact
 from bindle_server.service import BindleService
 from bindle_server.signing import HostSigning, open_host_signing
+from bindle_server.web import install_web
 
 log = logging.getLogger(__name__)
 
@@ -182,6 +183,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(docs.router)
+    install_web(app)
     return app
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,6 +29,7 @@ STATUS_BY_ERROR: dict[type[errors.BindleError], int] = {
     errors.InsufficientStorage: 507,
     errors.StorageUnavailable: 503,
     errors.StoredInvoiceDamaged: 500,
+    errors.StoredParcelDamaged: 500,  # found before the first byte; later, the stream breaks
     errors.Unauthenticated: 401,
     errors.AccessDenied: 403,
     errors.PurgeDisabled: 403,
@@ -41,10 +43,30 @@ TOML = "application/toml"
 MAX_MESSAGE = 1000
 
 
-def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+# The web UI's routes set `request.state.error_page` to one of these, so that their
+# errors are HTML pages (same status and headers) rather than TOML bodies.
+ErrorPage = Callable[[Request, int, str, Mapping[str, str] | None], Response]
+
+
+def _bounded(message: str) -> str:
     if len(message) > MAX_MESSAGE:
-        message = message[: MAX_MESSAGE - 20] + " [... truncated]"
-    return Response(error_document(message), status_code=status, media_type=TOML, headers=headers)
+        return message[: MAX_MESSAGE - 20] + " [... truncated]"
+    return message
+
+
+def error_response(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        error_document(_bounded(message)), status_code=status, media_type=TOML, headers=headers
+    )
+
+
+def _answer(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> Response:
+    page: ErrorPage | None = getattr(request.state, "error_page", None)
+    if page is None:
+        return error_response(status, message, headers)
+    return page(request, status, _bounded(message), headers)
 
 
 def status_for(exc: errors.BindleError) -> int:
@@ -62,7 +84,7 @@ async def _bindle_error(request: Request, exc: Exception) -> Response:
         headers = {"Content-Range": f"bytes */{exc.size}"}
     if status >= 500:
         log.error("%s %s failed: %s", request.method, request.url.path, exc.message)
-    response = error_response(status, exc.message, headers)
+    response = _answer(request, status, exc.message, headers)
     if isinstance(exc, errors.Unauthenticated):
         # One header per scheme (RFC 9110 11.6.1), so every client finds its own.
         for challenge in exc.challenges:
@@ -72,7 +94,7 @@ async def _bindle_error(request: Request, exc: Exception) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    return error_response(exc.status_code, str(exc.detail), dict(exc.headers or {}))
+    return _answer(request, exc.status_code, str(exc.detail), dict(exc.headers or {}))
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
@@ -80,7 +102,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     problems = "; ".join(
         f"{'.'.join(str(part) for part in error['loc'])}: {error['msg']}" for error in exc.errors()
     )
-    return error_response(400, f"invalid request: {problems}")
+    return _answer(request, 400, f"invalid request: {problems}")
 
 
 async def _client_disconnect(request: Request, exc: Exception) -> Response:
@@ -91,7 +113,7 @@ async def _client_disconnect(request: Request, exc: Exception) -> Response:
 
 async def _unexpected_error(request: Request, exc: Exception) -> Response:
     log.exception("%s %s failed unexpectedly", request.method, request.url.path)
-    return error_response(500, "internal server error")
+    return _answer(request, 500, "internal server error")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -129,7 +129,8 @@ class BindleService(Completion, StoredInvoices):
         self._signing = signing
 
     @property
-    def _host(self) -> HostSigning:
+    def signing(self) -> HostSigning:
+        """The host's keys, the keyring it trusts and its verification settings."""
         if self._signing is None:  # maintenance commands (purge, gc) open no keys
             raise RuntimeError("this service was opened without signing keys")
         return self._signing
@@ -200,7 +201,7 @@ class BindleService(Completion, StoredInvoices):
             raise InvoicePurged(str(bindle_id), tombstone.purged_at)
         absent = await self._check_stored_sizes(submitted)
         await self.events.ready()
-        invoice = self._host.accept(submitted)
+        invoice = self.signing.accept(submitted)
         document = dump_invoice(invoice)
         token = await self._index.begin(key)
         recorded = False
@@ -306,7 +307,7 @@ class BindleService(Completion, StoredInvoices):
         if invoice.is_yanked:
             return
         await self.events.ready()
-        yanked = self._host.yank(invoice)
+        yanked = self.signing.yank(invoice)
         key = bindle_id.key
         token = await self._index.begin(key)
         try:
@@ -321,7 +322,7 @@ class BindleService(Completion, StoredInvoices):
 
     def published_keys(self, roles: list[SignatureRole] | None = None) -> KeyRing:
         """The server's public keys (with signed labels), optionally only those with `roles`."""
-        return self._host.published_keys(roles)
+        return self.signing.published_keys(roles)
 
     async def missing_parcels(self, bindle_id: BindleId) -> list[Label]:
         """Labels of the invoice's parcels whose bytes are not stored, in invoice order.
