@@ -79,3 +79,34 @@ def test_a_plain_ctrl_c_stops_quietly(server_factory: Callable[..., ServerProces
     assert server.process.wait(30) == 0
     assert "Traceback" not in server.log()
     assert "Application shutdown complete" in server.log()
+
+
+def test_an_idle_connection_outlives_the_clients_own_keep_alive(live_server: ServerProcess) -> None:
+    """httpx keeps an idle connection 5 s: a server closing at 5 s too races its reuse."""
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=10) as sock:
+        request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        sock.sendall(request)
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+        time.sleep(6.5)  # longer than httpx's keep-alive expiry and uvicorn's default
+        sock.sendall(request)
+        assert _read_response(sock).startswith(b"HTTP/1.1 200")
+
+
+def _read_response(sock: socket.socket) -> bytes:
+    """One HTTP/1.1 response with a Content-Length body, read to its end."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = sock.recv(4096)
+        assert chunk, f"connection closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        chunk = sock.recv(4096)
+        assert chunk, "connection closed mid-body"
+        body += chunk
+    return head

@@ -51,6 +51,10 @@ def run_server(settings: Settings) -> None:
         "log_config": None,
         "log_level": settings.log_level,
         "server_header": False,
+        # Outlast the clients' own idle timeouts (httpx keeps a connection 5 s, reqwest
+        # 90 s): with equal timeouts a client may reuse a connection at the moment the
+        # server closes it, and that request fails with a reset nobody can retry safely.
+        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         **tls,
     }
@@ -67,6 +71,9 @@ def run_server(settings: Settings) -> None:
     with _shared_metrics():
         listen.run(app_path, sock, settings.workers, factory=True, **options)
 
+
+# Longer than the clients keep an idle connection (see run_server).
+KEEP_ALIVE_SECONDS = 100
 
 # prometheus_client's own variable: where each worker process keeps its metric values.
 METRICS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
