@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
+from bindle_server.api import caching
 from bindle_server.api.auth import AccessDep
 from bindle_server.api.body import read_body
 from bindle_server.api.deps import ServiceDep, SettingsDep
@@ -15,7 +16,7 @@ from bindle_server.api.responses import document_response, response_format
 from bindle_server.api.routes import parcels
 from bindle_server.auth import Verb
 from bindle_server.errors import PurgeDisabled
-from bindle_server.model import BindleId, Format, to_document
+from bindle_server.model import BindleId, Format, dump_document, to_document
 from bindle_server.search.query import parse_boolean
 
 router = APIRouter()
@@ -66,7 +67,7 @@ _READ = responses(
     {
         200: "The invoice (TOML or JSON), or a parcel's bytes with its label's media type",
         206: "A byte range of the parcel",
-        304: "The parcel is unchanged (If-None-Match)",
+        304: "Unchanged: `If-None-Match` names the current `ETag`",
     },
     (400, 401, 403, 404, 416),
     {**DOCUMENT, "*/*": {"schema": {"type": "string", "format": "binary"}}},
@@ -87,9 +88,24 @@ async def get_invoice_or_parcel(
         return await parcels.download(
             request, service, target.bindle_id, target.sha256, allow_yanked
         )
+    # Access and yank rules come first: a 304 must never answer what a 200 would refuse.
     invoice = await service.get_invoice(target.bindle_id, allow_yanked=allow_yanked)
     fmt = response_format(request)
-    return document_response(request, to_document(invoice, fmt), fmt)
+    body = dump_document(to_document(invoice, fmt), fmt)
+    headers = {
+        "ETag": await caching.entity_tag(body),
+        "Cache-Control": caching.cache_control(
+            shared=caching.readable_by_anyone(request, target.bindle_id.name),
+            final=invoice.is_yanked,
+        ),
+        "Vary": "Accept",
+    }
+    if caching.none_match(request, headers["ETag"]):
+        return caching.not_modified(headers)
+    if request.method == "HEAD":
+        headers["Content-Length"] = str(len(body))
+        return Response(media_type=fmt.media_type, headers=headers)
+    return Response(body, media_type=fmt.media_type, headers=headers)
 
 
 @router.post(

@@ -1,10 +1,11 @@
-"""Parcel upload and download through an invoice, with `Range` and a strong `ETag`."""
+"""Parcel upload and download through an invoice, with `Range`, a strong `ETag` and caching."""
 
 from __future__ import annotations
 
 from fastapi import Request
 from starlette.responses import Response, StreamingResponse
 
+from bindle_server.api import caching
 from bindle_server.api.body import stream_body
 from bindle_server.api.ranges import parse_range
 from bindle_server.api.responses import document_response, response_format
@@ -36,11 +37,18 @@ async def download(
 ) -> Response:
     parcel = await service.stored_parcel(bindle_id, sha256, allow_yanked=allow_yanked)
     label, size = parcel.label, parcel.size
-    # The digest names the exact bytes forever, so it is a perfect strong validator.
+    # The digest names the exact bytes forever, so it is a perfect strong validator, and
+    # the answer never changes (the yank and access rules were applied just above).
     etag = f'"{sha256}"'
-    headers = {"ETag": etag, "Accept-Ranges": "bytes"}
-    if _matches_etag(request.headers.get("if-none-match"), etag):
-        return Response(status_code=304, headers=headers)
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": caching.cache_control(
+            shared=caching.readable_by_anyone(request, bindle_id.name), final=True
+        ),
+    }
+    if caching.none_match(request, etag):
+        return caching.not_modified(headers)
     range_header = request.headers.get("range")
     if_range = request.headers.get("if-range")
     if if_range is not None and if_range.strip() != etag:
@@ -61,10 +69,3 @@ async def download(
     return StreamingResponse(
         service.read_parcel(sha256, start, end), status_code=status, headers=headers
     )
-
-
-def _matches_etag(header: str | None, etag: str) -> bool:
-    if header is None:
-        return False
-    candidates = [candidate.strip().removeprefix("W/") for candidate in header.split(",")]
-    return "*" in candidates or etag in candidates
