@@ -7,7 +7,9 @@ create and GET rates under concurrency, `_q` latency with many invoices stored, 
 start-up time with those invoices on disk. Prints a table with the targets and PASS/MISS;
 `--markdown PATH` also writes it as Markdown. `--backend s3+postgresql` measures the same
 on the scale-out backend (an S3 bucket and a PostgreSQL index, on throwaway engines the
-benchmark starts and stops). See `python bench/run.py --help`.
+benchmark starts and stops). `--peer docker-registry` then measures the server side by side
+with Debian's docker-registry: invoice create and GET against manifest PUT and GET, with
+their ratios. See `python bench/run.py --help`.
 
 The code is in the `bindle_bench` package beside this file:
 
@@ -20,6 +22,8 @@ The code is in the `bindle_bench` package beside this file:
     invoices    invoice documents and the query corpus
     rawhttp     the minimal keep-alive HTTP/1.1 client of the rate phases
     rates       invoice create/s and GET/s
+    registry    the peer docker-registry: its process, blobs and manifest requests
+    peer        side by side with the peer (--peer docker-registry): rounds and ratios
     queries     `_q` latency
     report      rows, text table, Markdown
     benchmark   the phases in order

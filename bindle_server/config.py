@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, get_args
@@ -91,10 +92,13 @@ class Settings(BaseSettings):
         description="Query index URL: postgresql://USER@HOST/DB puts it on PostgreSQL "
         "(pip install 'bindle-server[postgres]')",
     )
-    workers: Annotated[int, CommandLine()] = Field(
-        default=1,
+    workers: Annotated[
+        int | None, CommandLine(default="one per usable CPU; 1 where the index is in memory")
+    ] = Field(
+        default=None,
         ge=1,
-        description="Server processes sharing the listening socket and the data directory",
+        description="Server processes sharing the listening socket and the data directory "
+        "(forked once the code is loaded, so a worker costs only its own allocations)",
     )
     log_level: Annotated[LogLevel, BeforeValidator(_lower), CommandLine(metavar="LEVEL")] = Field(
         default="info", description="Log level: critical, error, warning, info, debug or trace"
@@ -279,6 +283,32 @@ class Settings(BaseSettings):
         description="Seconds a webhook endpoint may take to answer before the attempt fails",
     )
 
+    upstream: Annotated[Words, CommandLine(metavar="URL")] = Field(
+        default_factory=list,
+        description="Pull-through mirror of the Bindle server at this API root (e.g. "
+        "http://registry:8080/v1): invoices and parcels not stored here are fetched from "
+        "it, verified, stored and served; repeatable, tried in order. A USER:PASSWORD@ "
+        "in the URL is sent as HTTP Basic authentication",
+    )
+    upstream_token_file: Annotated[Path | None, CommandLine()] = Field(
+        default=None, description="File holding the bearer token sent to the --upstream servers"
+    )
+    upstream_verify: Annotated[bool, CommandLine()] = Field(
+        default=False,
+        description="Also require a mirrored invoice to carry a valid host signature by a "
+        "key its upstream's /bindle-keys lists",
+    )
+    upstream_refresh: Annotated[Duration, CommandLine()] = Field(
+        default=300.0,
+        description="Recheck a mirrored invoice's yank status upstream at most this often, "
+        "when it is read and the upstream is reachable (30s, 5m, 1h)",
+    )
+    upstream_allow_local: Annotated[bool, CommandLine()] = Field(
+        default=False,
+        description="Accept local pushes of bindle names an --upstream serves (refused "
+        "with 403 by default)",
+    )
+
     @model_validator(mode="after")
     def _tls_files_together(self) -> Settings:
         # Checked here, not only by the CLI: a TLS setting that is silently ignored would
@@ -286,6 +316,30 @@ class Settings(BaseSettings):
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("--tls-cert and --tls-key go together: give both or neither")
         return self
+
+    @model_validator(mode="after")
+    def _process_local_index_in_one_process(self) -> Settings:
+        # Each worker would hold an index (and a store, for memory://) of its own: a push
+        # taken by one worker would be missing from the next query another one answers.
+        if (self.workers or 1) > 1 and self._index_in_process_memory():
+            raise ValueError(
+                f"{self.storage_url.partition(':')[0]}:// storage without --index "
+                "postgresql:// keeps its index in each process: use --workers 1, or give "
+                "--index"
+            )
+        return self
+
+    def _index_in_process_memory(self) -> bool:
+        scheme = self.storage_url.partition(":")[0]
+        return scheme == "memory" or (scheme == "s3" and self.index is None)
+
+    def worker_count(self) -> int:
+        """How many server processes to run: `workers`, or one per usable CPU."""
+        if self.workers is not None:
+            return self.workers
+        if self._index_in_process_memory():
+            return 1
+        return len(os.sched_getaffinity(0))
 
     def listens_on_loopback(self) -> bool:
         """Whether `address` is a loopback address (127.0.0.0/8, ::1 or localhost)."""

@@ -23,6 +23,8 @@ ALLOWED = {
     "search": {"model", "pgpool", "sqlitedb"},
     "signing": {"model", "durable"},
     "service": {"model", "storage", "search", "signing", "events"},
+    # The pull-through mirror: a BindleService that reads through to upstream servers.
+    "mirror": {"model", "storage", "search", "signing", "service", "events", "migrate"},
     "fsck": {"model", "storage", "search", "service"},
     "backend": {"storage", "search"},
     "migrate": {"model", "storage"},
@@ -41,6 +43,7 @@ ALLOWED = {
         "auth",
         "backend",
         "lifecycle",
+        "mirror",
         "web",
     },
     # The UI reuses the API's access checks and error answers (api.auth, api.errors).
@@ -70,6 +73,7 @@ ALLOWED = {
         "backend",
         "migrate",
         "lifecycle",
+        "mirror",
     },
 }
 # The `bindle` command goes only through the client library (plus keys and invoices).
@@ -85,6 +89,7 @@ FORBIDDEN_EXTERNAL = {
     "search": {"fastapi", "starlette", "uvicorn"},
     "signing": {"fastapi", "starlette", "uvicorn"},
     "service": {"fastapi", "starlette", "uvicorn"},
+    "mirror": {"fastapi", "starlette", "uvicorn"},
     "backend": {"fastapi", "starlette", "uvicorn"},
     "migrate": {"fastapi", "starlette", "uvicorn"},
     "lifecycle": {"fastapi", "starlette", "uvicorn"},

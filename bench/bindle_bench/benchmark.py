@@ -26,8 +26,9 @@ from bindle_bench.common import (
     fmt_mib_s,
     percentile,
 )
+from bindle_bench.peer import side_by_side
 from bindle_bench.queries import QUERY_WARMUP, explain_postgres, run_queries, stored_total
-from bindle_bench.rates import PhaseStats, create_and_get, fill_corpus
+from bindle_bench.rates import create_and_get, fill_corpus, report_phase
 from bindle_bench.report import Results, Row, verdict
 from bindle_bench.server import Server
 from bindle_bench.transfers import TransferRun, hashlib_rates, transfer_run
@@ -37,7 +38,11 @@ def make_server(args: argparse.Namespace, workdir: Path, backend: Backend) -> Se
     """The server on `backend`; call after `backend.start()` (it names the engines)."""
     data_dir = workdir / "data"
     data_dir.mkdir(exist_ok=True)
-    extra = ("--log-level", args.server_log_level) if args.server_log_level else ()
+    extra: tuple[str, ...] = ()
+    if args.server_log_level:
+        extra += ("--log-level", args.server_log_level)
+    if args.workers:
+        extra += ("--workers", str(args.workers))
     return Server(
         data_dir,
         workdir / "server.log",
@@ -66,9 +71,12 @@ def benchmark(
     workdir: Path,
     results: Results,
     backend: Backend,
+    peer: tuple[str, Results] | None = None,
 ) -> None:
+    """The phases; then, given `peer` (the peer's executable and the results of the
+    comparison), the side-by-side rounds with it (see peer.py)."""
     print(f"work directory {workdir}, server log {server.log_path}", flush=True)
-    step = Steps(6 if backend.s3 is None else 7)
+    step = Steps((6 if backend.s3 is None else 7) + (peer is not None))
     # (3) hashlib first, before the server exists, so that nothing competes with it.
     step(f"hashlib.sha256 over {args.hash_mib} MiB, {args.runs} times")
     hash_rates = hashlib_rates(args.hash_mib, args.runs)
@@ -91,6 +99,13 @@ def benchmark(
             backend.engine_label,
         )
     _with_server(args, server, workdir, results, hash_rate, backend, ceiling, step)
+    if peer is not None:
+        binary, peer_results = peer
+        step(
+            f"side by side with {args.peer}, {args.peer_rounds} rounds of {args.creates} "
+            f"creates/PUTs and {args.gets} GETs each, {args.concurrency} connections"
+        )
+        side_by_side(args, server, binary, workdir, peer_results)
 
 
 def _ceiling_rows(args: argparse.Namespace, backend: Backend, ceiling: Ceiling) -> list[Row]:
@@ -361,17 +376,6 @@ def check_exit(results: Results, server: Server, exit_code: int | None) -> None:
         results.problem(f"server ignored SIGTERM for {STOP_TIMEOUT:.0f} s and was killed")
     elif exit_code not in (0, -signal.SIGTERM, None):
         results.problem(f"server exited with {exit_code} on SIGTERM")
-
-
-def report_phase(results: Results, name: str, stats: PhaseStats) -> None:
-    results.detail(
-        f"{name}: {stats.count} requests in {stats.seconds:.2f} s = {stats.per_second:.0f}/s, "
-        f"statuses {dict(stats.statuses)}; {stats.latency_summary()}; {stats.cpu}; "
-        f"server RSS +{stats.rss_growth_mib:.1f} MiB; {stats.connections}"
-    )
-    if stats.bad:
-        wanted = "/".join(str(status) for status in sorted(stats.expected))
-        results.problem(f"{name}: {stats.bad} of {stats.count} not {wanted}: {stats.unexpected}")
 
 
 def scan_server_log(server: Server, results: Results) -> None:

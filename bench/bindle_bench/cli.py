@@ -17,7 +17,9 @@ from bindle_bench.backends import BACKENDS, DISK, SCALE_OUT, Backend, make_backe
 from bindle_bench.benchmark import benchmark, make_server, scan_server_log
 from bindle_bench.common import CURL, DEFAULTS, INTERRUPTS, MIN_RUNS, BenchError
 from bindle_bench.invoices import QUERY_GROUPS
+from bindle_bench.peer import PEER_NOTES, PEERS
 from bindle_bench.queries import MIN_QUERIES, QUERY_WARMUP
+from bindle_bench.registry import registry_binary, registry_version
 from bindle_bench.report import (
     NOTES,
     SCALE_OUT_NOTES,
@@ -63,11 +65,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
             "with those invoices on disk (median of --restarts). --backend s3+postgresql "
             "measures the same on the scale-out backend (parcels and invoices in an S3 "
             "bucket, the index on PostgreSQL), plus the S3 engine's own PUT and GET rates "
-            "for the same object size without the server."
+            "for the same object size without the server. --peer docker-registry then "
+            "measures the server side by side with Debian's docker-registry (CNCF "
+            "distribution) on loopback: invoice create and GET against manifest PUT and GET, "
+            "driven by the same client in alternating rounds, with their ratios."
         ),
         epilog=(
             "Targets: upload >= 0.5 x hashlib rate; download >= 1024 MiB/s; RSS growth < 100 "
-            "MiB per transfer; _q p99 < 10 ms; start-up < 1 s at 10,000 invoices. Exit "
+            "MiB per transfer; _q p99 < 10 ms; start-up < 1 s at 10,000 invoices; with "
+            "--peer, this server / docker-registry >= 2 for GET/s and >= 1 for create/s. Exit "
             "status: 0 all targets met, 1 some target missed, 2 the benchmark failed. "
             "Needs /usr/bin/curl and about 2 x --size-mib x --runs MiB of free disk in the "
             "work directory. --backend s3+postgresql without --storage/--index starts a "
@@ -140,7 +146,33 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULTS["restarts"],
         help="restarts for the start-up time",
     )
-    add("--markdown", type=Path, metavar="PATH", help="also write the results as Markdown")
+    add(
+        "--peer",
+        choices=PEERS,
+        help="also measure side by side with this peer: docker-registry (from PATH; started "
+        "on a free loopback port with a throwaway configuration and storage in the work "
+        "directory). Its manifest PUT/s and GET/s are measured against invoice create/s and "
+        "GET/s (--creates, --gets, --concurrency) in alternating rounds. Skipped, with a "
+        "line saying so, when docker-registry is not installed. Local disk only",
+    )
+    add(
+        "--peer-rounds",
+        type=positive(1),
+        default=DEFAULTS["peer_rounds"],
+        help="rounds of the side-by-side comparison; each ratio is the median of the rounds'",
+    )
+    add(
+        "--workers",
+        type=positive(1),
+        help="pass --workers N to the server (default: the server's own default)",
+    )
+    add(
+        "--markdown",
+        type=Path,
+        metavar="PATH",
+        help="also write the results as Markdown (with --peer, the comparison goes into a "
+        "section of its own, <!-- bench:docker-registry:... -->)",
+    )
     add(
         "--workdir",
         type=Path,
@@ -168,6 +200,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         parser.error("--storage and --index are for --backend s3+postgresql")
     if args.backend is None:
         args.backend = DISK if args.storage is None else SCALE_OUT
+    if args.peer is not None and args.backend != DISK:
+        parser.error("--peer compares with the local disk backend only")
     if args.transfer_timeout is None:
         args.transfer_timeout = 60.0 + args.size_mib / 4
     return args
@@ -185,6 +219,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     facts = machine_facts()
     print("\n".join(facts), flush=True)
+    peer: tuple[str, Results] | None = None
+    if args.peer is not None:
+        binary = registry_binary()
+        if binary is None:
+            print(
+                f"{args.peer} is not installed (not on PATH): the side-by-side comparison "
+                f"with it is skipped",
+                flush=True,
+            )
+        else:
+            peer = (binary, Results())
     workdir = Path(tempfile.mkdtemp(prefix="bindle-bench-", dir=args.workdir))
     results = Results()
     backend: Backend | None = None
@@ -193,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         backend = make_backend(args, workdir)
         backend.start()
         server = make_server(args, workdir, backend)
-        benchmark(args, server, workdir, results, backend)
+        benchmark(args, server, workdir, results, backend, peer)
     except BenchError as exc:
         print(f"\nbenchmark failed: {exc}", file=sys.stderr)
         if server is not None:
@@ -226,6 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if results.problems:
         print("\nProblems observed:")
         print("\n".join(f"- {text}" for text in results.problems))
+    if peer is not None:
+        print(f"\nSide by side with {args.peer}:\n")
+        print(text_table(peer[1].rows))
+        if peer[1].problems:
+            print("\nProblems observed:")
+            print("\n".join(f"- {text}" for text in peer[1].problems))
     if args.markdown is not None:
         report = Report(
             backend.key,
@@ -239,7 +290,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         how = write_markdown(args.markdown, results, report, args)
         print(f"\n{how} {args.markdown}")
-    return 1 if any(row.verdict == "MISS" for row in results.rows) else 0
+        if peer is not None:
+            peer_report = Report(
+                args.peer,
+                f"Side by side with docker-registry (`--peer {args.peer}`)",
+                f"side by side with {args.peer}",
+                PEER_NOTES,
+                [*facts, *backend.facts, f"Peer: {registry_version(peer[0])} (Debian's package)"],
+                server.version,
+                command,
+                started,
+            )
+            how = write_markdown(args.markdown, peer[1], peer_report, args, append=True)
+            print(f"{how} {args.markdown}")
+    rows = [*results.rows, *(peer[1].rows if peer is not None else [])]
+    return 1 if any(row.verdict == "MISS" for row in rows) else 0
 
 
 if __name__ == "__main__":

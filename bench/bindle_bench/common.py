@@ -43,6 +43,7 @@ DEFAULTS: Final[dict[str, object]] = {
     "concurrency": 64,
     "queries": 600,
     "restarts": 3,
+    "peer_rounds": 5,
 }
 
 
@@ -70,11 +71,46 @@ def rss_bytes(pid: int) -> int:
     raise BenchError(f"no VmRSS for pid {pid}")
 
 
+def pss_bytes(pids: Sequence[int]) -> int:
+    """Proportional set size of processes together, from /proc/PID/smaps_rollup.
+
+    Pages shared between them (a forked worker shares its supervisor's) count once in the
+    sum, where summed VmRSS counts them once per process. Processes gone meanwhile count 0.
+    """
+    total = 0
+    for pid in pids:
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1]) * 1024
+                    break
+    return total
+
+
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU time of a process (all its threads), from /proc/PID/stat."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live children of a process (one level), by a scan of /proc.
+
+    A server with `--workers N` is a supervisor with N worker processes under it.
+    """
+    children = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat") as stat:
+                ppid = stat.read().rpartition(")")[2].split()[1]
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if ppid == str(pid):
+            children.append(int(entry.name))
+    return children
 
 
 def percentile(values: Sequence[float], fraction: float) -> float:

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from bindle_bench.common import MIB, BenchError, command_output, cpu_seconds, read_meminfo
+from bindle_bench.common import (
+    MIB,
+    BenchError,
+    child_pids,
+    command_output,
+    cpu_seconds,
+    read_meminfo,
+)
 
 SCRIPTS: Final = Path(__file__).resolve().parents[2] / "scripts"
 RGW_START_TIMEOUT: Final = 180.0  # the script's own bound is 90 s (CEPH_START_TIMEOUT)
@@ -60,15 +67,12 @@ def tree_cpu_seconds(pid: int) -> float:
     except OSError:
         return 0.0
     ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
+    for child in child_pids(pid):
         try:
-            child = _stat_fields(int(entry.name))
-        except (OSError, ValueError):
+            fields = _stat_fields(child)
+        except OSError:
             continue  # gone meanwhile
-        if child[1] == str(pid):
-            ticks += int(child[11]) + int(child[12])
+        ticks += int(fields[11]) + int(fields[12])
     return ticks / clock_ticks()
 
 

@@ -15,6 +15,7 @@ from urllib.parse import quote
 from bindle_bench.common import CLIENT_BOUND, BenchError, percentile
 from bindle_bench.invoices import corpus_invoice, corpus_name, corpus_version
 from bindle_bench.rawhttp import ConnectionPool, RawConnection, TransportFailure, encode_request
+from bindle_bench.report import Results
 from bindle_bench.server import EngineCpu, RssSampler, Server
 
 
@@ -142,16 +143,22 @@ def create_requests(port: int, indexes: Iterable[int]) -> list[tuple[int, bytes]
     ]
 
 
+def get_requests(port: int, targets: range, count: int) -> list[tuple[int, bytes]]:
+    """`count` GETs of the corpus invoices `targets`, each in turn."""
+    requests = []
+    for index in range(count):
+        target = targets[index % len(targets)]
+        path = f"/v1/_i/{quote(corpus_name(target))}/{corpus_version(target)}"
+        requests.append((index, encode_request("GET", path, port)))
+    return requests
+
+
 async def create_and_get(
     server: Server, args: argparse.Namespace, creates: int, engines: EngineCpu | None = None
 ) -> tuple[PhaseStats, PhaseStats]:
     # Every request's bytes exist before the clock starts.
     posts = create_requests(server.port, range(creates))
-    gets = []
-    for index in range(args.gets):
-        target = index % creates
-        path = f"/v1/_i/{quote(corpus_name(target))}/{corpus_version(target)}"
-        gets.append((index, encode_request("GET", path, server.port)))
+    gets = get_requests(server.port, range(creates), args.gets)
     pool = await ConnectionPool.open(server.port, args.concurrency)
     try:
         create_stats = await concurrent_phase(
@@ -174,3 +181,14 @@ async def fill_corpus(
         return await concurrent_phase(pool, server.pid, posts, CREATED, args.phase_timeout, engines)
     finally:
         pool.close()
+
+
+def report_phase(results: Results, name: str, stats: PhaseStats) -> None:
+    results.detail(
+        f"{name}: {stats.count} requests in {stats.seconds:.2f} s = {stats.per_second:.0f}/s, "
+        f"statuses {dict(stats.statuses)}; {stats.latency_summary()}; {stats.cpu}; "
+        f"server RSS +{stats.rss_growth_mib:.1f} MiB; {stats.connections}"
+    )
+    if stats.bad:
+        wanted = "/".join(str(status) for status in sorted(stats.expected))
+        results.problem(f"{name}: {stats.bad} of {stats.count} not {wanted}: {stats.unexpected}")

@@ -40,10 +40,17 @@ class RawResponse:
 
 
 def encode_request(
-    method: str, target: str, port: int, body: bytes = b"", content_type: str | None = None
+    method: str,
+    target: str,
+    port: int,
+    body: bytes = b"",
+    content_type: str | None = None,
+    accept: str | None = None,
 ) -> bytes:
     """The complete bytes of one HTTP/1.1 request (keep-alive is HTTP/1.1's default)."""
     lines = [f"{method} {target} HTTP/1.1", f"Host: {LOOPBACK}:{port}"]
+    if accept is not None:
+        lines.append(f"Accept: {accept}")
     if content_type is not None:
         lines.append(f"Content-Type: {content_type}")
     if body or method in ("POST", "PUT", "PATCH"):

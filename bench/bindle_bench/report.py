@@ -24,7 +24,8 @@ NOTES: Final = (
     "Throughput is the parcel size over curl's own `time_total` (the transfer, without curl "
     "reading its input file; the wall-clock rate around the curl process is in the details). "
     "RSS growth is the server's peak VmRSS during a transfer minus its VmRSS just before it, "
-    "sampled every 20 ms. `_q` latency is measured by the client (time.perf_counter around "
+    "sampled every 20 ms (with workers, and its CPU time too, summed over the supervisor "
+    "and its workers). `_q` latency is measured by the client (time.perf_counter around "
     "each request, httpx). Invoice create/s and GET/s use a minimal HTTP/1.1 keep-alive client "
     "(one request at a time per connection, request bytes encoded before the clock starts); "
     "their latency is also measured by the client. "
@@ -121,13 +122,20 @@ class Report:
     started: datetime.datetime
 
 
-def write_markdown(path: Path, results: Results, report: Report, args: argparse.Namespace) -> str:
+def write_markdown(
+    path: Path,
+    results: Results,
+    report: Report,
+    args: argparse.Namespace,
+    append: bool = False,
+) -> str:
     """Write the report to `path`; return how ("wrote", "updated the section ... of").
 
     A file that already has this backend's section (between its `<!-- bench:KEY:... -->`
     markers) keeps everything else, hand-written analysis included; a file with only
     other backends' sections gets this one appended; any other file is replaced by a
-    report of its own.
+    report of its own, unless `append` (a second report of the same run) adds it as a
+    section.
     """
     begin, end = SECTION_BEGIN.format(key=report.key), SECTION_END.format(key=report.key)
     try:
@@ -142,7 +150,7 @@ def write_markdown(path: Path, results: Results, report: Report, args: argparse.
         body = "\n".join(_body(results, report, args, level=3))
         path.write_text(f"{existing[:body_start]}{body}{existing[stop:]}")
         return f"updated the {report.key} section of"
-    if ANY_SECTION in existing:
+    if ANY_SECTION in existing or append:
         body = "\n".join(_body(results, report, args, level=3))
         section = f"## {report.heading}\n\n{begin}\n{body}{end}\n"
         path.write_text(f"{existing.rstrip()}\n\n{section}")

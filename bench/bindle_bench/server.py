@@ -21,6 +21,7 @@ from bindle_bench.common import (
     RSS_INTERVAL,
     STOP_TIMEOUT,
     BenchError,
+    child_pids,
     clean_env,
     cpu_seconds,
     free_port,
@@ -151,12 +152,15 @@ class Server:
 class RssSampler:
     """Samples VmRSS of a pid every 20 ms in a thread; `growth_mib` = peak - value before.
 
+    The pid's children alive when sampling starts count with it (summed), so that a server
+    with `--workers N` is measured whole: its supervisor and its worker processes.
     Also accounts the CPU time the server and this (client) process used meanwhile, and,
     given `engines` (CPU seconds so far by process name), the storage engines' CPU time.
     """
 
     def __init__(self, pid: int, max_seconds: float, engines: EngineCpu | None = None) -> None:
         self._pid = pid
+        self._pids = [pid]
         self._max_seconds = max_seconds
         self._engines = engines
         self._engines_start: dict[str, float] = {}
@@ -172,8 +176,9 @@ class RssSampler:
 
     def __enter__(self) -> RssSampler:
         try:
-            self._server_cpu_start = cpu_seconds(self._pid)
-            self.baseline = rss_bytes(self._pid)
+            self._pids = [self._pid, *child_pids(self._pid)]
+            self._server_cpu_start = self._cpu()
+            self.baseline = self._rss()
         except OSError as exc:
             raise BenchError(f"cannot read /proc/{self._pid} (server gone?): {exc}") from exc
         if self._engines is not None:
@@ -196,7 +201,7 @@ class RssSampler:
         self.wall = time.perf_counter() - self._wall_start
         self.client_cpu = time.process_time() - self._client_cpu_start
         with contextlib.suppress(OSError, ValueError, IndexError):
-            self.server_cpu = cpu_seconds(self._pid) - self._server_cpu_start
+            self.server_cpu = self._cpu() - self._server_cpu_start
         if self._engines is not None:
             now = self._engines()
             self.engine_cpu = {
@@ -222,9 +227,25 @@ class RssSampler:
         total = sum(self.engine_cpu.values())
         return f"; engines CPU {parts}, together {100 * total / wall:.0f}% of a core"
 
+    def _cpu(self) -> float:
+        """CPU seconds of the pid and its children; OSError if the pid itself is gone."""
+        total = cpu_seconds(self._pid)
+        for child in self._pids[1:]:
+            with contextlib.suppress(OSError):
+                total += cpu_seconds(child)
+        return total
+
+    def _rss(self) -> int:
+        """VmRSS of the pid and its children; OSError if the pid itself is gone."""
+        total = rss_bytes(self._pid)
+        for child in self._pids[1:]:
+            with contextlib.suppress(OSError, BenchError):
+                total += rss_bytes(child)
+        return total
+
     def _sample(self) -> bool:
         try:
-            value = rss_bytes(self._pid)
+            value = self._rss()
         except (OSError, BenchError):
             return False
         self.peak = max(self.peak, value)

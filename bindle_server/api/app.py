@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,7 +19,8 @@ from bindle_server.api.errors import install_error_handlers
 from bindle_server.api.exposure import LoopbackOnly, check_exposure
 from bindle_server.api.limits import RequestGuard
 from bindle_server.api.metrics import EventCounter, Metrics
-from bindle_server.api.observers import open_observers
+from bindle_server.api.mirroring import open_service, open_upstream
+from bindle_server.api.observers import WEBHOOKS_ELSEWHERE, open_observers
 from bindle_server.api.openapi import TomlResponse
 from bindle_server.api.readonly import ReadOnly
 from bindle_server.api.request_metrics import RequestMetrics
@@ -32,6 +34,7 @@ from bindle_server.api.routes import (
     login,
     query,
     relationships,
+    selection,
 )
 from bindle_server.api.routes.metrics import router as metrics_router
 from bindle_server.api.shutdown import ShutdownGuard
@@ -108,11 +111,14 @@ def collector_settings(settings: Settings) -> CollectorSettings:
 _NO_BUILT_IN_DOCS: dict[str, Any] = {"openapi_url": None, "docs_url": None, "redoc_url": None}
 
 
-def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, *, backend_checked: bool = False, deliver_webhooks: bool = True
+) -> FastAPI:
     """Build the application; stores and index open in its lifespan, not at import.
 
     `backend_checked`: the caller has just run the stores' start-up checks (serve does,
     to report a bad backend in one line), so the lifespan does not run them again.
+    `deliver_webhooks=False`: a process of the caller's delivers them (serve starts one).
     Raises InvalidAuthConfig for an open server on a non-loopback address, whoever starts it.
     """
     auth = open_auth(settings)
@@ -127,17 +133,12 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
             open_backend(
                 settings.storage_url, settings.index, start_stores=not backend_checked
             ) as backend,
-            open_observers(settings, backend) as observers,
+            open_observers(settings, backend, deliver=deliver_webhooks) as observers,
+            open_upstream(settings) as upstream,
         ):
             observers.recorder.add(EventCounter(metrics), required=False)
-            service = BindleService(
-                backend.stores,
-                backend.index,
-                signing,
-                max_parcels=settings.max_parcels,
-                max_parcel_bytes=settings.max_parcel_bytes,
-                atomic_push=settings.atomic_push,
-                events=observers.recorder,
+            service = open_service(
+                settings, upstream, backend.stores, backend.index, signing, observers.recorder
             )
             await service.recover()
             app.state.service = service
@@ -172,6 +173,7 @@ def create_app(settings: Settings, *, backend_checked: bool = False) -> FastAPI:
     for router in (
         invoices.router,
         relationships.router,
+        selection.router,
         query.router,
         keys.router,
         events.router,
@@ -233,6 +235,7 @@ def _describe(
         f"signing: {signing.describe()}",
         f"authentication: {auth.describe()}",
         f"lifecycle: {_describe_lifecycle(settings, gc)}",
+        *([f"mirror of: {', '.join(map(redact, settings.upstream))}"] if settings.upstream else []),
     ]
 
 
@@ -250,7 +253,7 @@ def app_from_environment() -> FastAPI:
     """The app for uvicorn worker processes, configured by BINDLE_* variables."""
     settings = Settings()
     configure_logging(settings.log_level, settings.log_format)
-    app = create_app(settings)
+    app = create_app(settings, deliver_webhooks=WEBHOOKS_ELSEWHERE not in os.environ)
     freeze_startup_objects()
     return app
 

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -47,6 +47,11 @@ class Metrics:
 
     def __init__(self) -> None:
         self._shared = multiprocess()
+        if self._shared:
+            # prometheus_client picks where values live when it is first imported; the
+            # server imports it before it forks its workers and sets the directory, so
+            # the choice is made again here, in the worker.
+            values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         # None: not registered anywhere; in multiprocess mode the values are in files.
         self.registry = None if self._shared else CollectorRegistry()
         registry = self.registry

@@ -40,6 +40,7 @@ from bindle_server.client.push import (
     push_standalone,
 )
 from bindle_server.client.retry import RetryPolicy
+from bindle_server.client.selection import ArchiveReport, Resolution
 from bindle_server.client.standalone import (
     StandaloneBindle,
     open_standalone,
@@ -65,6 +66,7 @@ __all__ = [
     "DEFAULT_CONCURRENCY",
     "DEFAULT_SERVER_URL",
     "AlreadyExists",
+    "ArchiveReport",
     "AsyncBindleClient",
     "BadRequest",
     "BearerToken",
@@ -92,6 +94,7 @@ __all__ = [
     "Progress",
     "PushReport",
     "QueryPage",
+    "Resolution",
     "ResponseError",
     "RetryPolicy",
     "ServerError",

@@ -16,15 +16,16 @@ from typing import Protocol, Self, TypeVar, Unpack
 import aiofiles
 import httpx
 
-from bindle_server.client import calls
+from bindle_server.client import calls, selection
 from bindle_server.client.calls import Call, PagingOptions, QueryOptions
 from bindle_server.client.config import ClientBase
 from bindle_server.client.documents import CreatedInvoice, QueryPage
 from bindle_server.client.errors import Addressed
 from bindle_server.client.files import TempBeside
 from bindle_server.client.integrity import CHUNK, blame_local_file
-from bindle_server.client.progress import Transfer
+from bindle_server.client.progress import Progress, Transfer
 from bindle_server.client.retry import RETRIED, RetrySchedule
+from bindle_server.client.selection import ArchiveReport, Resolution
 from bindle_server.client.transfers import ParcelDownload, ParcelUpload, UploadOutcome
 from bindle_server.model import BindleId, Invoice, Label
 from bindle_server.signing import KeyRing
@@ -90,6 +91,70 @@ class AsyncBindleClient(ClientBase[httpx.AsyncBaseTransport]):
     async def missing_parcels(self, bindle_id: BindleId | str) -> list[Label]:
         """Labels of the invoice's parcels whose bytes the server does not have."""
         return await self._call(calls.missing_parcels(bindle_id))
+
+    # -- selections of groups and features ----------------------------------------------
+
+    async def resolve(
+        self,
+        bindle_id: BindleId | str,
+        *,
+        groups: Iterable[str] = (),
+        features: Iterable[str] = (),
+        yanked: bool = False,
+    ) -> Resolution:
+        """The labels the server says a selection needs (see BindleClient.resolve)."""
+        return await self._call(selection.resolve(bindle_id, groups, features, yanked))
+
+    async def download_archive(
+        self,
+        bindle_id: BindleId | str,
+        destination: Path,
+        *,
+        groups: Iterable[str] = (),
+        features: Iterable[str] = (),
+        yanked: bool = False,
+        progress: Progress | None = None,
+        check: Callable[[Invoice], None] | None = None,
+    ) -> ArchiveReport:
+        """Save the tar of a selection, resumably (see BindleClient.download_archive)."""
+        download = selection.ArchiveDownload(
+            bindle_id,
+            destination,
+            groups=groups,
+            features=features,
+            yanked=yanked,
+            api_root=self.config.base_url,
+            progress=progress,
+        )
+        await asyncio.to_thread(download.load)
+
+        async def attempt() -> None:
+            async with self._http.stream(
+                "GET", download.path, params=download.params, headers=download.headers()
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                restart = download.begin(response)
+                if restart:
+                    await asyncio.to_thread(download.forget_tag)
+                async with aiofiles.open(download.part, "wb" if restart else "ab") as file:
+                    if restart:
+                        await asyncio.to_thread(download.keep_tag)
+                    # As they arrive, so that a broken connection loses none of them.
+                    async for chunk in response.aiter_bytes():
+                        await file.write(download.received(chunk))
+            download.check_complete()
+
+        schedule = self.config.schedule(True, download.path)
+        try:
+            try:
+                await self._with_retries(attempt, schedule)
+            except selection.StalePart:
+                await self._with_retries(attempt, schedule)
+        finally:
+            download.close()
+        await asyncio.to_thread(download.verify, check)
+        return await asyncio.to_thread(download.save)
 
     # -- queries and keys -------------------------------------------------------------
 

@@ -19,19 +19,20 @@ from typing import BinaryIO, Self, TypeVar, Unpack
 
 import httpx
 
-from bindle_server.client import calls, fetch, push
+from bindle_server.client import calls, fetch, push, selection
 from bindle_server.client.async_client import AsyncBindleClient
 from bindle_server.client.calls import Call, PagingOptions, QueryOptions
 from bindle_server.client.concurrency import run_to_completion
 from bindle_server.client.config import ClientBase
 from bindle_server.client.documents import CreatedInvoice, QueryPage
 from bindle_server.client.errors import Addressed
-from bindle_server.client.fetch import BindleDirectory, FetchOptions, FetchReport
+from bindle_server.client.fetch import BindleDirectory, FetchOptions, FetchReport, PullOptions
 from bindle_server.client.files import TempBeside
 from bindle_server.client.integrity import CHUNK, blame_local_file, file_chunks
-from bindle_server.client.progress import Transfer
+from bindle_server.client.progress import Progress, Transfer
 from bindle_server.client.push import DirectoryOptions, PushOptions, PushReport
 from bindle_server.client.retry import RETRIED, RetrySchedule
+from bindle_server.client.selection import ArchiveReport, Resolution
 from bindle_server.client.transfers import ParcelDownload, ParcelUpload, UploadOutcome
 from bindle_server.model import BindleId, Invoice, Label
 from bindle_server.signing import KeyRing
@@ -89,6 +90,81 @@ class BindleClient(ClientBase[httpx.BaseTransport]):
     def missing_parcels(self, bindle_id: BindleId | str) -> list[Label]:
         """Labels of the invoice's parcels whose bytes the server does not have."""
         return self._call(calls.missing_parcels(bindle_id))
+
+    # -- selections of groups and features ----------------------------------------------
+
+    def resolve(
+        self,
+        bindle_id: BindleId | str,
+        *,
+        groups: Iterable[str] = (),
+        features: Iterable[str] = (),
+        yanked: bool = False,
+    ) -> Resolution:
+        """The labels the server says a selection needs: the global group, required and
+        named `groups` with what their parcels require, one member per `oneOf` group,
+        filtered by `features` (`NS.KEY=VALUE`). An unsatisfiable selection raises
+        BadRequest naming the broken rule."""
+        return self._call(selection.resolve(bindle_id, groups, features, yanked))
+
+    def download_archive(
+        self,
+        bindle_id: BindleId | str,
+        destination: Path,
+        *,
+        groups: Iterable[str] = (),
+        features: Iterable[str] = (),
+        yanked: bool = False,
+        progress: Progress | None = None,
+        check: Callable[[Invoice], None] | None = None,
+    ) -> ArchiveReport:
+        """Save the tar of a selection (every parcel without `groups` and `features`):
+        `invoice.toml` plus the parcels by name. Refuses to overwrite `destination`.
+
+        Bytes go to `destination.part` first; a broken connection, or a later call after
+        an interrupted one, resumes from there if the server's archive is unchanged.
+        Before it gets its name, the archive is verified (`selection.verify_archive`):
+        `check` sees its invoice, and every parcel must match its label.
+        """
+        download = selection.ArchiveDownload(
+            bindle_id,
+            destination,
+            groups=groups,
+            features=features,
+            yanked=yanked,
+            api_root=self.config.base_url,
+            progress=progress,
+        )
+        download.load()
+
+        def attempt() -> None:
+            with self._http.stream(
+                "GET", download.path, params=download.params, headers=download.headers()
+            ) as response:
+                if response.status_code >= 400:
+                    response.read()
+                restart = download.begin(response)
+                if restart:
+                    download.forget_tag()
+                with download.part.open("wb" if restart else "ab") as file:
+                    if restart:
+                        download.keep_tag()
+                    # As they arrive, not gathered into CHUNKs: bytes already received
+                    # are kept (and resumed from) when the connection breaks.
+                    for chunk in response.iter_bytes():
+                        file.write(download.received(chunk))
+            download.check_complete()
+
+        schedule = self.config.schedule(True, download.path)
+        try:
+            try:
+                self._with_retries(attempt, schedule)
+            except selection.StalePart:
+                self._with_retries(attempt, schedule)
+        finally:
+            download.close()
+        download.verify(check)
+        return download.save()
 
     # -- queries and keys -------------------------------------------------------------
 
@@ -227,11 +303,11 @@ class BindleClient(ClientBase[httpx.BaseTransport]):
         return self._run(lambda client: fetch.get_bindle(client, bindle_id, directory, **options))
 
     def pull_bindle(
-        self, bindle_id: BindleId | str, directory: Path, **options: Unpack[FetchOptions]
+        self, bindle_id: BindleId | str, directory: Path, **options: Unpack[PullOptions]
     ) -> FetchReport:
         """Write the bindle's parcels into `directory` by name, refusing names that
         would escape it (UnsafeParcelName) before anything is written. Options as for
-        `get_bindle`."""
+        `get_bindle`, plus `groups` and `features` to pull only that selection."""
         return self._run(lambda client: fetch.pull_bindle(client, bindle_id, directory, **options))
 
     def _run(self, operation: Callable[[AsyncBindleClient], Awaitable[T]]) -> T:

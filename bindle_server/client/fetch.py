@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -34,6 +34,13 @@ class FetchOptions(TypedDict, total=False):
     concurrency: int
     progress: Progress | None
     check: InvoiceCheck | None
+
+
+class PullOptions(FetchOptions, total=False):
+    """The keyword options of `pull_bindle`: those of a fetch, and a selection."""
+
+    groups: Sequence[str]
+    features: Sequence[str]
 
 
 @dataclass
@@ -101,8 +108,11 @@ def export_standalone(report: FetchReport, out_dir: Path) -> Path:
     return write_tarball(out_dir, dump_invoice(invoice), invoice, report.files)
 
 
-def pull_plan(invoice: Invoice, directory: Path) -> dict[str, list[Path]]:
-    """Where each parcel goes under `directory`, by its name(s); refuses unsafe names.
+def pull_plan(
+    invoice: Invoice, directory: Path, labels: Sequence[Label] | None = None
+) -> dict[str, list[Path]]:
+    """Where each parcel (of `labels`, default all) goes under `directory`, by its
+    name(s); refuses unsafe names.
 
     Every name is checked before anything is written: absolute names, `..`, names that
     lead through a symlink out of `directory`, and names that clash with each other
@@ -111,7 +121,7 @@ def pull_plan(invoice: Invoice, directory: Path) -> dict[str, list[Path]]:
     plan: dict[str, list[Path]] = {}
     unsafe: list[str] = []
     seen: dict[Path, str] = {}
-    for label in invoice.labels:
+    for label in invoice.labels if labels is None else labels:
         for name in parcel_names(label) or [label.sha256]:
             destination = safe_destination(directory, name)
             if destination is None or destination in seen:
@@ -137,16 +147,27 @@ async def pull_bindle(
     concurrency: int = DEFAULT_CONCURRENCY,
     progress: Progress | None = None,
     check: InvoiceCheck | None = None,
+    groups: Sequence[str] = (),
+    features: Sequence[str] = (),
 ) -> FetchReport:
     """Write the bindle's parcels into `directory` under their names (see `pull_plan`).
 
     Files already there with the right bytes are kept, so an interrupted pull resumes;
     others are replaced once their download is verified. `check` as for `get_bindle`.
+    With `groups` or `features`, only the parcels the server resolves that selection to
+    are written (`resolve`); they are taken from the checked invoice, by digest.
     """
     invoice = await client.get_invoice(bindle_id, yanked=yanked)
     if check is not None:
         check(invoice)
-    plan = pull_plan(invoice, directory)
+    labels = None
+    if groups or features:
+        resolution = await client.resolve(
+            invoice.bindle_id, groups=groups, features=features, yanked=yanked
+        )
+        wanted = {label.sha256 for label in resolution.labels}
+        labels = [label for label in invoice.labels if label.sha256 in wanted]
+    plan = pull_plan(invoice, directory, labels)
     targets = {sha: paths[0] for sha, paths in plan.items()}
     report = await _fetch(client, invoice, targets, yanked, concurrency, progress or Silent())
     for sha, paths in plan.items():
@@ -188,7 +209,9 @@ async def _fetch(
         report.downloaded.append(label)
         report.files[label.sha256] = target
 
-    await run_bounded(invoice.labels, fetch, concurrency)
+    # Only the parcels given a target: a pull of a selection fetches no others.
+    labels = [label for label in invoice.labels if label.sha256 in targets]
+    await run_bounded(labels, fetch, concurrency)
     return report
 
 

@@ -4,8 +4,13 @@ POSTs them, retrying with backoff; never part of a request.
 A change is journaled in its request, after it is durable. This task reads the journal
 from each webhook's cursor (in order: a missing id is waited for, see GapWait), queues a
 delivery per matching event, and sends due deliveries a few at a time, each under a
-timeout: a dead or slow endpoint delays only its own deliveries. A request only sets an
-in-process flag (`Deliverer.sink`) so that its events go out at once rather than at the next poll.
+timeout: a dead or slow endpoint delays only its own deliveries.
+
+`bindle-server serve` runs it in a process of its own (cli/server/webhook_process.py), so
+that sending never takes an interpreter lock or event loop from the requests; it then
+`watch`es the journal's newest id to send new events at once. An app that delivers from
+its own process instead (embedded, or in-memory storage) has each request set a flag
+(`Deliverer.sink`) for the same purpose.
 """
 
 from __future__ import annotations
@@ -19,12 +24,11 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import httpx
-
 from bindle_server import __version__
 from bindle_server.events.journal import GAP_WAIT, RETENTION, EventJournal, GapWait
 from bindle_server.events.model import PUBLIC, Event
 from bindle_server.events.outbox import Delivery, Outbox, Outcome, State, open_outbox
+from bindle_server.events.sender import Sender, SendError
 from bindle_server.events.webhooks import (
     DELIVERY_HEADER,
     EVENT_HEADER,
@@ -37,6 +41,9 @@ log = logging.getLogger(__name__)
 
 # Other processes and nodes journal too; their events are found within this many seconds.
 POLL_INTERVAL = 1.0
+# How often a watching deliverer reads the journal's newest id (one indexed query):
+# the delay of a delivery after its change, when nothing else wakes the deliverer.
+WATCH_INTERVAL = 0.2
 # Deliveries in flight at once per process, across all webhooks.
 CONCURRENCY = 8
 # Journal events read per query, and queries per webhook per round (then sending goes on).
@@ -44,8 +51,6 @@ _BATCH = 200
 _BATCHES_PER_ROUND = 10
 _PRUNE_INTERVAL = 3600.0
 _PAUSE = 0.05
-# Bytes of an endpoint's answer read (and dropped) so that its connection can be reused.
-_ANSWER_READ = 64 * 1024
 
 
 @dataclass(frozen=True)
@@ -95,8 +100,11 @@ class Deliverer:
         policy: RetryPolicy,
         *,
         gap_wait: float = GAP_WAIT,
+        watch: bool = False,
     ) -> None:
         self._journal = journal
+        self._watch = watch
+        self._latest = 0  # the journal's newest id when last watched
         self._outbox = outbox
         self._webhooks = {hook.name: hook for hook in webhooks}
         self._policy = policy
@@ -110,7 +118,7 @@ class Deliverer:
         self._pruned_at = 0.0
         self.sink = _Wakeup(self._wake)
 
-    async def run(self, client: httpx.AsyncClient) -> None:
+    async def run(self, sender: Sender) -> None:
         """Queue and send until cancelled; a failed round is logged and tried again."""
         try:
             while True:
@@ -118,15 +126,14 @@ class Deliverer:
                 try:
                     await self._settle()
                     await self.queue_new_events()
-                    await self._send_due(client)
+                    await self._send_due(sender)
                     await self._prune()
                 except Exception:
                     log.exception("webhook delivery round failed")
                 # Under a burst of pushes, one round per pause takes all that arrived in
                 # it, rather than one round per event competing with the pushes.
                 await asyncio.sleep(_PAUSE)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), POLL_INTERVAL)
+                await self._wait_for_news()
         finally:
             for task in self._in_flight:
                 task.cancel()
@@ -134,6 +141,25 @@ class Deliverer:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._settle())
+
+    async def _wait_for_news(self) -> None:
+        """Until woken (a request recorded an event, an attempt ended), something new is
+        journaled (when watching), or POLL_INTERVAL has passed: retries come due then."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + POLL_INTERVAL
+        while (left := deadline - loop.time()) > 0:
+            wait = min(WATCH_INTERVAL, left) if self._watch else left
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+                return
+            if self._watch:
+                try:
+                    latest = await self._journal.latest()
+                except Exception:  # the round after the poll interval says what failed
+                    return
+                if latest != self._latest:
+                    self._latest = latest
+                    return
 
     async def queue_new_events(self) -> None:
         """Queue a delivery for each journaled event past each webhook's cursor, up to
@@ -153,14 +179,14 @@ class Deliverer:
                 if len(taken) < _BATCH:
                     break
 
-    async def _send_due(self, client: httpx.AsyncClient) -> None:
+    async def _send_due(self, sender: Sender) -> None:
         free = CONCURRENCY - len(self._in_flight)
         now = time.time()
         claimed = await self._outbox.claim(
             list(self._webhooks), now, now + self._policy.lease, free
         )
         for delivery in claimed:
-            task = asyncio.create_task(self._attempt(client, delivery))
+            task = asyncio.create_task(self._attempt(sender, delivery))
             self._in_flight.add(task)
             task.add_done_callback(self._finished)
 
@@ -168,9 +194,9 @@ class Deliverer:
         self._in_flight.discard(task)
         self._wake.set()  # a slot is free: claim what else is due
 
-    async def _attempt(self, client: httpx.AsyncClient, delivery: Delivery) -> None:
+    async def _attempt(self, sender: Sender, delivery: Delivery) -> None:
         hook = self._webhooks[delivery.webhook]
-        status, error = await self._post(client, hook, delivery)
+        status, error = await self._post(sender, hook, delivery)
         now = time.time()
         if not error:
             state, next_attempt = State.DELIVERED, 0.0
@@ -197,7 +223,7 @@ class Deliverer:
             log.exception("could not record the outcomes of %d webhook deliveries", len(outcomes))
 
     async def _post(
-        self, client: httpx.AsyncClient, hook: Webhook, delivery: Delivery
+        self, sender: Sender, hook: Webhook, delivery: Delivery
     ) -> tuple[int | None, str]:
         """(status, "") when the endpoint took it, else (status or None, what went wrong)."""
         body = delivery.body.encode()
@@ -210,23 +236,13 @@ class Deliverer:
         if signature:
             headers[SIGNATURE_HEADER] = signature
         try:
-            # httpx's timeout bounds each read; this bounds an endpoint that trickles.
+            # The sender's timeout bounds each wait; this bounds an endpoint that trickles.
             async with asyncio.timeout(2 * self._policy.timeout):
-                async with client.stream("POST", hook.url, content=body, headers=headers) as r:
-                    status = r.status_code
-                    # The body does not matter, but a short one is read to its end: only
-                    # then does the connection go back to the pool for the next delivery
-                    # (a new connection per event costs more than the event). A long one
-                    # is cut off, and its connection closed.
-                    received = 0
-                    async for chunk in r.aiter_raw():
-                        received += len(chunk)
-                        if received > _ANSWER_READ:
-                            break
+                status = await sender.post(hook.url, body, headers)
         except TimeoutError:
             return None, "timed out"
-        except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {exc}".rstrip(": ")
+        except SendError as exc:
+            return None, str(exc)
         return status, "" if 200 <= status < 300 else f"HTTP {status}"
 
     async def _prune(self) -> None:
@@ -252,27 +268,29 @@ def _delivery(hook: Webhook, event: Event, now: float) -> Delivery:
 
 @asynccontextmanager
 async def deliver_webhooks(
-    journal: EventJournal, webhooks: Sequence[Webhook], policy: RetryPolicy
+    journal: EventJournal,
+    webhooks: Sequence[Webhook],
+    policy: RetryPolicy,
+    *,
+    watch: bool = False,
 ) -> AsyncIterator[Deliverer]:
     """Deliver to `webhooks` in the background for as long as the context lasts.
 
     The cursors of new webhooks are set before it yields, so that every event recorded
-    afterwards is delivered; record events to the deliverer's `sink` to send them at once.
+    afterwards is delivered. New events go out at once when recorded to the deliverer's
+    `sink` (in this process) or, with `watch`, when the journal's newest id moves (any
+    process); else at the next poll.
     """
     outbox = await open_outbox(journal)
     await outbox.start([hook.name for hook in webhooks], await journal.latest())
-    deliverer = Deliverer(journal, outbox, webhooks, policy)
-    client = httpx.AsyncClient(
-        timeout=policy.timeout,
-        follow_redirects=False,
-        headers={"User-Agent": f"bindle-server/{__version__}"},
-    )
-    task = asyncio.create_task(deliverer.run(client))
+    deliverer = Deliverer(journal, outbox, webhooks, policy, watch=watch)
+    sender = Sender(policy.timeout, f"bindle-server/{__version__}")
+    task = asyncio.create_task(deliverer.run(sender))
     try:
         yield deliverer
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await client.aclose()
+        await sender.aclose()
         await outbox.close()

@@ -44,7 +44,12 @@ def stale_marks(marks: Iterable[tuple[str, str, float, str]]) -> dict[str, list[
 def _start_time(pid: int) -> str:
     try:
         with open(f"/proc/{pid}/stat", "rb") as stat:
-            # Field 22 (start time in clock ticks), counted after the parenthesised name.
-            return stat.read().rsplit(b")", 1)[1].split()[19].decode()
-    except (OSError, IndexError):
+            # Counted after the parenthesised name: field 3 (state), 22 (start time).
+            fields = stat.read().rsplit(b")", 1)[1].split()
+    except OSError:
         return "?"
+    if len(fields) < 20 or fields[0] in (b"Z", b"X"):
+        # A zombie has died: its marks are as stale as those of a process long gone
+        # (a killed server's workers stay zombies until someone reaps them).
+        return "?"
+    return fields[19].decode()

@@ -13,40 +13,26 @@ same length, which lets a download be resumed by byte range.
 from __future__ import annotations
 
 import logging
-import tarfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
-from bindle_server.errors import StoredParcelDamaged
 from bindle_server.model import BindleId, Invoice, Label, dump_invoice
 from bindle_server.service.core import BindleService
+from bindle_server.service.tarstream import (
+    ParcelReader,
+    TarEntry,
+    TarStream,
+    bytes_entry,
+    damaged,
+    directory_entry,
+    parcel_entry,
+)
 
 log = logging.getLogger(__name__)
 
 INVOICE_FILE = "invoice.toml"
 PARCELS_DIR = "parcels"
 PARCEL_SUFFIX = ".dat"
-
-_BLOCK = tarfile.BLOCKSIZE
-# Pad the archive to whole records of 20 blocks, as tar itself writes them.
-_RECORD = tarfile.RECORDSIZE
-# Bounds one read of a parcel: reading one byte past the label tells "longer" apart.
-ParcelReader = Callable[[str, int, int], AsyncIterator[bytes]]
-
-
-@dataclass(frozen=True)
-class _Entry:
-    header: bytes
-    label: Label | None  # None: the entry's data is `data`
-    data: bytes = b""
-
-    @property
-    def data_size(self) -> int:
-        return self.label.size if self.label is not None else len(self.data)
-
-    @property
-    def size(self) -> int:
-        return len(self.header) + _padded(self.data_size)
 
 
 @dataclass(frozen=True)
@@ -67,75 +53,23 @@ class StandaloneArchive:
     @property
     def size(self) -> int:
         """The tar's length in bytes (uncompressed)."""
-        return _padded_to_record(sum(entry.size for entry in self._entries()) + 2 * _BLOCK)
+        return self._tar().size
 
-    async def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
-        """The tar bytes from `start` up to, not including, `end` (default: to the end).
+    def stream(self, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """The tar bytes from `start` up to, not including, `end` (see TarStream.stream)."""
+        return self._tar().stream(start, end)
 
-        Raises StoredParcelDamaged, before passing on a wrong byte, when a parcel turns
-        out shorter or longer than its label; the stream must then be abandoned.
-        """
-        stop = self.size if end is None else min(end, self.size)
-        position = 0
-        for entry in self._entries():
-            if position >= stop:
-                return
-            following = position + entry.size
-            if following > start:
-                async for chunk in self._entry_bytes(entry, position, start, stop):
-                    yield chunk
-            position = following
-        if stop > max(position, start):
-            yield bytes(stop - max(position, start))  # end-of-archive blocks and padding
+    def _tar(self) -> TarStream:
+        return TarStream(self._entries(), self.read_parcel)
 
-    async def _entry_bytes(
-        self, entry: _Entry, position: int, start: int, stop: int
-    ) -> AsyncIterator[bytes]:
-        """The part of one entry (header, data, padding at `position`) in [start, stop)."""
-        header_end = position + len(entry.header)
-        if start < header_end:
-            yield entry.header[max(start - position, 0) : stop - position]
-        data_start = header_end
-        data_end = data_start + entry.data_size
-        first, last = max(start, data_start), min(stop, data_end)
-        if first < last:
-            if entry.label is None:
-                yield entry.data[first - data_start : last - data_start]
-            else:
-                async for chunk in self._parcel_bytes(
-                    entry.label, first - data_start, last - data_start
-                ):
-                    yield chunk
-        padding_end = data_start + _padded(entry.data_size)
-        first, last = max(start, data_end), min(stop, padding_end)
-        if first < last:
-            yield bytes(last - first)
-
-    async def _parcel_bytes(self, label: Label, first: int, last: int) -> AsyncIterator[bytes]:
-        # Up to the label's end, one byte more is asked for, so that a parcel grown on
-        # disk is noticed rather than cut silently to fit its header.
-        to_end = last == label.size
-        got = first
-        async for chunk in self.read_parcel(label.sha256, first, last + 1 if to_end else last):
-            if got + len(chunk) > last:
-                if to_end:
-                    raise _damaged(label, f"more than {label.size}")
-                chunk = chunk[: last - got]
-            got += len(chunk)
-            if chunk:
-                yield chunk
-        if got < last:
-            raise _damaged(label, f"only {got}" if to_end else f"fewer than {last}")
-
-    def _entries(self) -> Iterator[_Entry]:
+    def _entries(self) -> Iterator[TarEntry]:
         top = self.top
-        yield _Entry(_header(f"{top}/", 0, self.mtime, directory=True), None)
-        invoice = _header(f"{top}/{INVOICE_FILE}", len(self.invoice_bytes), self.mtime)
-        yield _Entry(invoice, None, self.invoice_bytes)
-        yield _Entry(_header(f"{top}/{PARCELS_DIR}/", 0, self.mtime, directory=True), None)
+        yield directory_entry(f"{top}/", self.mtime)
+        yield bytes_entry(f"{top}/{INVOICE_FILE}", self.invoice_bytes, self.mtime)
+        yield directory_entry(f"{top}/{PARCELS_DIR}/", self.mtime)
         for label in self.parcels:
             name = f"{top}/{PARCELS_DIR}/{label.sha256}{PARCEL_SUFFIX}"
-            yield _Entry(_header(name, label.size, self.mtime), label)
+            yield parcel_entry(name, label, self.mtime)
 
 
 async def open_archive(
@@ -147,10 +81,19 @@ async def open_archive(
     parcels a collector is removing count as not stored, as for `missing_parcels`.
     """
     invoice = await service.get_invoice(bindle_id, allow_yanked=allow_yanked)
-    stored = dict(await service.stores.parcels.stored_sizes(lab.sha256 for lab in invoice.labels))
+    stored = await stored_now(service, invoice.labels)
+    return standalone_archive(invoice, stored, service.read_parcel)
+
+
+async def stored_now(service: BindleService, labels: list[Label]) -> dict[str, int]:
+    """The stored size of each of `labels` whose parcel is stored and not being removed.
+
+    Parcels a collector is removing count as not stored, as for `missing_parcels`.
+    """
+    stored = dict(await service.stores.parcels.stored_sizes(label.sha256 for label in labels))
     for sha256 in await service.index.condemned(sorted(stored)):
         del stored[sha256]
-    return standalone_archive(invoice, stored, service.read_parcel)
+    return stored
 
 
 def standalone_archive(
@@ -168,7 +111,7 @@ def standalone_archive(
             continue
         if size != label.size:
             log.error("parcel %s of %s: %d bytes stored", label.sha256, invoice.bindle_id, size)
-            raise _damaged(label, str(size))
+            raise damaged(label, str(size))
         parcels.append(label)
     return StandaloneArchive(
         top=invoice.bindle_id.key,
@@ -179,28 +122,3 @@ def standalone_archive(
         mtime=invoice.created_at or 0,
         read_parcel=read_parcel,
     )
-
-
-def _damaged(label: Label, actual: str) -> StoredParcelDamaged:
-    return StoredParcelDamaged(label.sha256, label.size, actual)
-
-
-def _header(name: str, size: int, mtime: int, *, directory: bool = False) -> bytes:
-    info = tarfile.TarInfo(name.rstrip("/") if directory else name)
-    info.type = tarfile.DIRTYPE if directory else tarfile.REGTYPE
-    info.mode = 0o755 if directory else 0o644
-    info.size = size
-    info.mtime = mtime
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    # GNU format, as the reference client writes it: names over 100 bytes (every parcel
-    # path is 141) go in a ././@LongLink entry before the header.
-    return info.tobuf(format=tarfile.GNU_FORMAT, encoding="utf-8", errors="strict")
-
-
-def _padded(size: int) -> int:
-    return -(-size // _BLOCK) * _BLOCK
-
-
-def _padded_to_record(size: int) -> int:
-    return -(-size // _RECORD) * _RECORD

@@ -13,8 +13,10 @@ from bindle_server.api.deps import ServiceDep
 from bindle_server.api.openapi import query_parameters, responses
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.auth import Verb
+from bindle_server.errors import InvalidQuery
+from bindle_server.mirror import MirrorService
 from bindle_server.model import to_document
-from bindle_server.search.query import Query
+from bindle_server.search.query import Query, parse_boolean
 
 router = APIRouter()
 
@@ -27,7 +29,15 @@ _PARAMETERS = query_parameters(
     ("l", "integer", "Page size, 0 to 255 (default 50)"),
     ("strict", "boolean", "Strict matching (always used)"),
     ("yanked", "boolean", "Include yanked bindles"),
+    ("upstream", "boolean", "On a mirror: also ask the upstreams; results merged, de-duplicated"),
 )
+
+
+def _upstream_param(params: list[tuple[str, str]]) -> bool:
+    values = [value for name, value in params if name == "upstream"]
+    if len(values) > 1:
+        raise InvalidQuery("query parameter 'upstream' is given more than once")
+    return bool(values) and parse_boolean(values[0], "upstream")
 
 
 @router.get("/_q", responses=_RESPONSES, openapi_extra=_PARAMETERS)
@@ -36,15 +46,22 @@ async def query_invoices(request: Request, service: ServiceDep, access: AccessDe
     """Invoices whose name contains every term of `q`; yanked ones only with `yanked=true`.
 
     Only invoices the caller may read are counted and listed, so `total` and `more` are
-    the caller's.
+    the caller's. On a mirror, `upstream=true` answers from the local store and the
+    upstreams together, merged and de-duplicated by bindle id.
     """
     if access.identity.is_anonymous:
         # 401 tells a caller without credentials that it needs some; an authenticated
         # caller who may read nothing gets an empty page, as with any filter.
         access.require_any(Verb.READ)
-    query = Query.from_params(request.query_params.multi_items())
+    params = request.query_params.multi_items()
+    upstream = _upstream_param(params)
+    params = [(name, value) for name, value in params if name != "upstream"]
+    query = Query.from_params(params)
     query = dataclasses.replace(query, name_prefixes=access.readable_prefixes())
-    result = await service.query(query)
+    if upstream and isinstance(service, MirrorService):
+        result = await service.query_with_upstream(query, params)
+    else:
+        result = await service.query(query)
     fmt = response_format(request)
     document = {
         "query": query.text,

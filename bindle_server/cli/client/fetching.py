@@ -24,6 +24,25 @@ from bindle_server.client import (
 )
 from bindle_server.model import Format, dump_invoice, layout, to_document
 
+GroupOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--group",
+        metavar="GROUP",
+        help="Only the parcels this group needs, with the global group, required groups "
+        "and what their parcels require (repeatable; resolved by the server)",
+    ),
+]
+FeatureOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--feature",
+        metavar="NS.KEY=VALUE",
+        help="Leave out parcels whose label sets this feature to another value; in a "
+        "oneOf group, pick the first member that matches (repeatable)",
+    ),
+]
+
 
 def info(
     ctx: typer.Context,
@@ -54,9 +73,31 @@ def get(
         ),
     ] = None,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    archive: Annotated[
+        Path | None,
+        typer.Option(
+            "--archive",
+            metavar="FILE",
+            help="Instead, save the server's tar of invoice.toml and the parcels by name "
+            "to FILE (never overwritten; an interrupted download resumes from FILE.part)",
+        ),
+    ] = None,
+    group: GroupOpt = None,
+    feature: FeatureOpt = None,
 ) -> None:
-    """Download the bindle and all its parcels (verified) into the bindle directory."""
+    """Download the bindle and all its parcels (verified) into the bindle directory.
+
+    With --archive FILE, save it as one tar instead, verified against its invoice;
+    --group and --feature then narrow it to a selection.
+    """
     session = current_session(ctx)
+    if archive is None and (group or feature):
+        raise typer.BadParameter("--group and --feature need --archive (or use pull)")
+    if archive is not None:
+        if export is not None:
+            raise typer.BadParameter("--archive and --export cannot be combined")
+        _save_archive(session, bindle_id, archive, yanked, group or [], feature or [])
+        return
     cache = session.cache()
     report = _fetch_all(session, get_bindle, bindle_id, cache, yanked, concurrency)
     _fetched(report, cache.root)
@@ -113,15 +154,23 @@ def pull(
     directory: Annotated[Path, typer.Argument(metavar="DIR", help="Where to write the parcels")],
     yanked: YankedOpt = False,
     concurrency: ConcurrencyOpt = DEFAULT_CONCURRENCY,
+    group: GroupOpt = None,
+    feature: FeatureOpt = None,
 ) -> None:
     """Write the bindle's parcels into DIR under their names (beyond the reference CLI).
 
     Names that would land outside DIR (absolute, '..', through a symlink) are refused
     before anything is written. Files already there with the right bytes are kept.
+    With --group or --feature, only the parcels that selection needs are written: the
+    global group, required and named groups, what their parcels require, one member
+    of each oneOf group (e.g. --group linux-amd64 --feature wasm.os=linux).
     """
     session = current_session(ctx)
     directory.mkdir(parents=True, exist_ok=True)
-    report = _fetch_all(session, pull_bindle, bindle_id, directory, yanked, concurrency)
+    selection = {"groups": group or [], "features": feature or []}
+    report = _fetch_all(
+        session, pull_bindle, bindle_id, directory, yanked, concurrency, **selection
+    )
     _fetched(report, directory)
 
 
@@ -132,9 +181,11 @@ def _fetch_all(
     target: object,
     yanked: bool,
     concurrency: int,
+    **selection: list[str],
 ) -> FetchReport:
     """Run a whole-bindle fetch (`get_bindle` into a bindle directory, `pull_bindle` into
-    a folder) with the session's progress display and invoice check."""
+    a folder, with `groups` and `features` if given) with the session's progress display
+    and invoice check."""
     with session.progress() as progress, _yanked_hint():
         return session.run(
             lambda client: fetch(
@@ -145,8 +196,31 @@ def _fetch_all(
                 concurrency=concurrency,
                 progress=progress,
                 check=session.check,
+                **selection,
             )
         )
+
+
+def _save_archive(
+    session: Session,
+    bindle_id: str,
+    destination: Path,
+    yanked: bool,
+    groups: list[str],
+    features: list[str],
+) -> None:
+    with session.client() as client, session.progress() as progress, _yanked_hint():
+        report = client.download_archive(
+            bindle_id,
+            destination,
+            groups=groups,
+            features=features,
+            yanked=yanked,
+            progress=progress,
+            check=session.check,
+        )
+    resumed = f" (resumed after {report.resumed} bytes)" if report.resumed else ""
+    typer.echo(f"Wrote archive of {bindle_id} to {report.path}: {report.size} bytes{resumed}")
 
 
 def clean(ctx: typer.Context) -> None:

@@ -15,6 +15,7 @@ from bindle_server.cli.server import (
     lifecycle,
     maintenance,
     migration,
+    mirroring,
     webhooks,
 )
 from bindle_server.cli.server.options import SERVE, settings_options
@@ -75,6 +76,7 @@ app.command()(migration.migrate)
 app.command()(audit.audit)
 app.command()(webhooks.webhooks)
 app.command("migrate-storage")(migration.migrate_storage)
+app.command()(mirroring.mirror)
 keys_app.command("create")(credentials.keys_create)
 keys_app.command("print")(credentials.keys_print)
 app.add_typer(keys_app, name="keys")

@@ -79,4 +79,6 @@ def _value(settings: Settings, name: str) -> str:
         return format_duration(value) if is_duration(name) else f"{value:g}"
     if isinstance(value, Path):
         return str(value)
+    if isinstance(value, list):  # --upstream, --webhook: each URL may hold a password
+        return ", ".join(redact(str(item)) for item in value) or "none"
     return redact(str(value))

@@ -15,6 +15,7 @@ from typing import Any
 import typer
 import uvicorn
 
+from bindle_server.cli.server import prefork
 from bindle_server.config import Settings
 
 BACKLOG = 2048  # uvicorn's default
@@ -54,9 +55,6 @@ def run(app: Any, sock: socket.socket, workers: int, **options: Any) -> None:
         with contextlib.suppress(KeyboardInterrupt):
             uvicorn.Server(uvicorn.Config(app, **options)).run(sockets=[sock])
         return
-    # uvicorn's supervisor of worker processes binds its own socket (its API to pass one
-    # in changes between releases). It does so at once, before any worker starts the app,
-    # so closing ours just before leaves only a negligible window to lose the port.
-    host, port = sock.getsockname()[:2]
-    sock.close()
-    uvicorn.run(app, host=host, port=port, workers=workers, **options)
+    code = prefork.serve(app, sock, workers, options)
+    if code:
+        raise SystemExit(code)

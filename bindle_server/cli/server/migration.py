@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from bindle_server.cli.server.maintenance import check_store_directory
 from bindle_server.cli.server.options import ProgressOption, settings_options, show_progress
+from bindle_server.cli.server.progress import finish
 from bindle_server.config import Settings
 from bindle_server.errors import BindleError
 
@@ -87,11 +88,7 @@ def migrate_storage(
         report = asyncio.run(_migrate_storage(source, target, index, jobs, verify, show))
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
-    for problem in report.problems:
-        typer.echo(problem, err=True)
-    typer.echo(report.summary())
-    if not report.clean:
-        raise typer.Exit(1)
+    finish(report)
 
 
 def _check_urls(source: str, target: str) -> None:
@@ -136,15 +133,8 @@ async def _migrate(index_url: str) -> tuple[list[int], int]:
 async def _migrate_storage(
     source_url: str, target_url: str, index_url: str | None, jobs: int, verify: bool, show: bool
 ) -> CopyReport:
-    from rich.progress import (
-        BarColumn,
-        DownloadColumn,
-        Progress,
-        TimeRemainingColumn,
-        TransferSpeedColumn,
-    )
-
     from bindle_server.backend import open_backend
+    from bindle_server.cli.server.progress import byte_progress
     from bindle_server.migrate import copy_store
     from bindle_server.service import rebuild_index
     from bindle_server.storage import open_stores
@@ -153,23 +143,10 @@ async def _migrate_storage(
     await source.start()
     try:
         async with open_backend(target_url, index_url) as destination:
-            bar = Progress(
-                "{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-                disable=not show,
-                transient=False,
-            )
-            with bar:
-                task = bar.add_task(f"copying to {destination.stores.description}", total=0)
+            description = f"copying to {destination.stores.description}"
+            with byte_progress(description, show) as progress:
                 report = await copy_store(
-                    source,
-                    destination.stores,
-                    jobs=jobs,
-                    verify=verify,
-                    progress=_BarProgress(bar, task),
+                    source, destination.stores, jobs=jobs, verify=verify, progress=progress
                 )
             if index_url or not destination.stores.shared:
                 indexed, skipped = await rebuild_index(destination.stores, destination.index)
@@ -185,19 +162,3 @@ async def _migrate_storage(
             return report
     finally:
         await source.close()
-
-
-class _BarProgress:
-    """copy_store's progress on a rich progress bar (bytes copied plus bytes re-read)."""
-
-    def __init__(self, bar: Any, task: Any) -> None:
-        self._bar = bar
-        self._task = task
-        self._total = 0
-
-    def expect(self, size: int) -> None:
-        self._total += size
-        self._bar.update(self._task, total=self._total)
-
-    def advance(self, size: int) -> None:
-        self._bar.advance(self._task, size)

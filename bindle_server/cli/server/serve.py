@@ -8,6 +8,7 @@ import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import typer
@@ -33,10 +34,11 @@ def serve(settings: Settings) -> None:
 def run_server(settings: Settings) -> None:
     """Refuse unusable settings in one line each, then serve until interrupted."""
     from bindle_server.api.app import create_app, freeze_startup_objects
+    from bindle_server.api.observers import WEBHOOKS_ELSEWHERE
 
     configure_logging(settings.log_level, settings.log_format)
     auth = _check(settings)
-    _check_backend(settings)
+    directory = _check_backend(settings)
     tls = _tls_options(settings)
     _log_exposure(settings, auth)
     sock = listen.bind(settings)
@@ -58,18 +60,44 @@ def run_server(settings: Settings) -> None:
         "forwarded_allow_ips": settings.forwarded_allow_ips,
         **tls,
     }
-    if settings.workers == 1:
-        app = create_app(settings, backend_checked=True)
-        freeze_startup_objects()
-        listen.run(app, sock, 1, **options)
+    with _webhook_process(settings, directory) as delivering:
+        workers = settings.worker_count()
+        if workers == 1:
+            app = create_app(settings, backend_checked=True, deliver_webhooks=not delivering)
+            freeze_startup_objects()
+            listen.run(app, sock, 1, **options)
+            return
+        # Worker processes import the app and rebuild the settings from the environment.
+        # They share the data directory safely: writes publish with link/rename, temp files
+        # are locked, and the SQLite index coordinates its writers.
+        os.environ.update(settings.to_environment())
+        if delivering:
+            os.environ[WEBHOOKS_ELSEWHERE] = "1"
+        app_path = "bindle_server.api.app:app_from_environment"
+        with _shared_metrics():
+            listen.run(app_path, sock, workers, factory=True, **options)
+
+
+@contextmanager
+def _webhook_process(settings: Settings, directory: Path | None) -> Iterator[bool]:
+    """Deliver webhooks from a process of their own while serving (webhook_process.py);
+    yields whether one runs. None does without webhooks, or when the journal is in this
+    process's memory (in-memory storage): the app then delivers them itself."""
+    from bindle_server.api.observers import journal_is_shared, webhooks_to_deliver
+    from bindle_server.cli.server.webhook_process import DeliveryProcess, DeliveryProcessFailed
+
+    if not webhooks_to_deliver(settings) or not journal_is_shared(settings, directory):
+        yield False
         return
-    # Worker processes import the app and rebuild the settings from the environment. They
-    # share the data directory safely: writes publish with link/rename, temp files are
-    # locked, and the SQLite index coordinates its writers.
-    os.environ.update(settings.to_environment())
-    app_path = "bindle_server.api.app:app_from_environment"
-    with _shared_metrics():
-        listen.run(app_path, sock, settings.workers, factory=True, **options)
+    process = DeliveryProcess(settings, directory)
+    try:
+        process.start()
+    except DeliveryProcessFailed as exc:
+        raise typer.BadParameter(f"{exc}; see the log above", param_hint="--webhook") from None
+    try:
+        yield True
+    finally:
+        process.stop()
 
 
 # Longer than the clients keep an idle connection (see run_server).
@@ -105,6 +133,7 @@ def _check(settings: Settings) -> AuthSetup:
     from bindle_server.api.app import collector_settings, open_signing
     from bindle_server.api.auth import open_auth
     from bindle_server.api.exposure import check_exposure
+    from bindle_server.api.mirroring import check_upstream
     from bindle_server.events.webhooks import load_webhooks
     from bindle_server.search.registry import check_index_url
 
@@ -120,6 +149,7 @@ def _check(settings: Settings) -> AuthSetup:
         collector_settings(settings)
         secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
         load_webhooks(settings.webhook, secret, settings.webhooks_file)
+        check_upstream(settings)
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc)) from None
     return auth
@@ -150,17 +180,18 @@ def _tls_options(settings: Settings) -> dict[str, str]:
     return {"ssl_certfile": str(settings.tls_cert), "ssl_keyfile": str(settings.tls_key)}
 
 
-def _check_backend(settings: Settings) -> None:
+def _check_backend(settings: Settings) -> Path | None:
     """Open the stores and the index once before serving: an unreachable bucket or
-    database, or a missing extra, is one readable line here, not a start-up traceback."""
+    database, or a missing extra, is one readable line here, not a start-up traceback.
+    Returns the backend's data directory (None for S3 and memory)."""
     from bindle_server.backend import open_backend
 
-    async def probe() -> None:
-        async with open_backend(settings.storage_url, settings.index):
-            pass
+    async def probe() -> Path | None:
+        async with open_backend(settings.storage_url, settings.index) as backend:
+            return backend.directory
 
     try:
-        asyncio.run(probe())
+        return asyncio.run(probe())
     except (ValueError, BindleError) as exc:
         raise typer.BadParameter(str(exc), param_hint="--storage/--index") from None
     except Exception as exc:  # the database driver's own connection errors
