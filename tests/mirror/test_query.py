@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
 import tomli
 from fastapi.testclient import TestClient
 
+from tests.auth.conftest import basic, bcrypt_entry, write_policy
 from tests.mirror.conftest import MirrorFactory, kill_upstream, pushed
 from tests.servers import ServerProcess
 
@@ -84,3 +86,28 @@ def test_upstream_true_on_a_server_without_upstreams_answers_from_its_own_store(
     response = api.get("/_q", params={"upstream": "true"})
     assert response.status_code == 200
     assert tomli.loads(response.text)["total"] == 0
+
+
+def test_upstream_true_lists_only_what_the_caller_may_read_here(
+    upstream: ServerProcess, mirror_factory: MirrorFactory, tmp_path: Path
+) -> None:
+    """The upstream answers the mirror, not the caller: the mirror's own policy filters."""
+    team, _ = pushed(upstream, "example.com/team/app")
+    pushed(upstream, "example.com/other/app")
+    htpasswd = tmp_path / "htpasswd"
+    htpasswd.write_text(bcrypt_entry("bob", "bob-secret") + "\n")
+    policy = write_policy(
+        tmp_path / "policy.toml",
+        {"subjects": ["user:bob"], "prefixes": ["example.com/team/"], "verbs": ["read"]},
+    )
+    mirror = mirror_factory(
+        upstream.url, extra=("--htpasswd-file", str(htpasswd), "--auth-policy", str(policy))
+    )
+    url = f"{mirror.url}/_q"
+    params = {"q": "example.com", "upstream": "true"}
+    assert httpx.get(url, params=params).status_code == 401
+    answer = httpx.get(url, params=params, headers=basic("bob", "bob-secret"))
+    assert answer.status_code == 200, answer.text
+    page = tomli.loads(answer.text)
+    assert _ids(page) == [team.bindle_id]
+    assert page["total"] == 1
