@@ -339,7 +339,9 @@ class Settings(BaseSettings):
             return self.workers
         if self._index_in_process_memory():
             return 1
-        return len(os.sched_getaffinity(0))
+        if hasattr(os, "sched_getaffinity"):  # the CPUs this process may run on (Linux)
+            return len(os.sched_getaffinity(0))
+        return os.cpu_count() or 1
 
     def listens_on_loopback(self) -> bool:
         """Whether `address` is a loopback address (127.0.0.0/8, ::1 or localhost)."""

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bindle_server.config import Settings
 from bindle_server.events import EventSink
-from bindle_server.mirror import MirrorService, Upstream
 from bindle_server.search.index import Index
 from bindle_server.search.registry import redact
 from bindle_server.service import BindleService
 from bindle_server.signing import HostSigning
 from bindle_server.storage import Stores
+
+if TYPE_CHECKING:  # the mirror (and httpx) are imported only by servers that mirror
+    from bindle_server.mirror import Upstream
 
 
 def read_token(settings: Settings) -> str | None:
@@ -54,6 +57,8 @@ async def open_upstream(settings: Settings) -> AsyncIterator[Upstream | None]:
     if not settings.upstream:
         yield None
         return
+    from bindle_server.mirror import Upstream
+
     upstream = Upstream(
         settings.upstream,
         token=read_token(settings),
@@ -85,6 +90,8 @@ def open_service(
             atomic_push=settings.atomic_push,
             events=events,
         )
+    from bindle_server.mirror import MirrorService
+
     return MirrorService(
         stores,
         index,

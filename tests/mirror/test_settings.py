@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -66,3 +68,21 @@ def test_config_shows_upstream_urls_without_their_passwords(tmp_path: Path) -> N
     assert result.returncode == 0, result.stderr
     assert "hunter2" not in result.stdout
     assert "http://mirror:***@a.example/v1, http://b.example/v1" in result.stdout
+
+
+def test_a_server_that_mirrors_nothing_never_loads_the_mirror(tmp_path: Path) -> None:
+    """Every server process would pay for the mirror's imports (and its start-up time)."""
+    program = (
+        "import sys\n"
+        "from fastapi.testclient import TestClient\n"
+        "from bindle_server.api.app import create_app\n"
+        "from bindle_server.config import Settings\n"
+        f"with TestClient(create_app(Settings(directory={str(tmp_path)!r}))) as client:\n"
+        "    assert client.get('/v1/_q', params={'upstream': 'true'}).status_code == 200\n"
+        "print(sorted(m for m in sys.modules if m.startswith('bindle_server.mirror')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -9,12 +9,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from bindle_server.api.auth import AccessDep
-from bindle_server.api.deps import ServiceDep
+from bindle_server.api.deps import ServiceDep, SettingsDep
 from bindle_server.api.openapi import query_parameters, responses
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.auth import Verb
 from bindle_server.errors import InvalidQuery
-from bindle_server.mirror import MirrorService
 from bindle_server.model import to_document
 from bindle_server.search.query import Query, parse_boolean
 
@@ -42,7 +41,9 @@ def _upstream_param(params: list[tuple[str, str]]) -> bool:
 
 @router.get("/_q", responses=_RESPONSES, openapi_extra=_PARAMETERS)
 @router.head("/_q", responses=_RESPONSES, openapi_extra=_PARAMETERS)
-async def query_invoices(request: Request, service: ServiceDep, access: AccessDep) -> Response:
+async def query_invoices(
+    request: Request, service: ServiceDep, settings: SettingsDep, access: AccessDep
+) -> Response:
     """Invoices whose name contains every term of `q`; yanked ones only with `yanked=true`.
 
     Only invoices the caller may read are counted and listed, so `total` and `more` are
@@ -58,9 +59,14 @@ async def query_invoices(request: Request, service: ServiceDep, access: AccessDe
     params = [(name, value) for name, value in params if name != "upstream"]
     query = Query.from_params(params)
     query = dataclasses.replace(query, name_prefixes=access.readable_prefixes())
-    if upstream and isinstance(service, MirrorService):
-        result = await service.query_with_upstream(query, params)
-    else:
+    result = None
+    if upstream and settings.upstream:
+        # Imported here: servers that mirror nothing never load the mirror.
+        from bindle_server.mirror import MirrorService
+
+        if isinstance(service, MirrorService):
+            result = await service.query_with_upstream(query, params)
+    if result is None:
         result = await service.query(query)
     fmt = response_format(request)
     document = {

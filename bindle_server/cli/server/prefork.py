@@ -174,6 +174,8 @@ def _die_with(parent: int) -> None:
     """Have the kernel kill this worker when the supervisor dies, even by SIGKILL: a
     killed server must not leave workers behind that go on answering on its port."""
     libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "prctl"):  # not Linux: the supervisor's own stop has to do
+        return
     if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         log.warning(
             "cannot tie worker %d to the server's life: %s",
