@@ -9,13 +9,16 @@ from fastapi import Depends, Request
 from bindle_server.config import Settings
 from bindle_server.service import BindleService
 
+# Dependencies are `async def` although they never await: FastAPI runs a plain `def`
+# dependency in its thread pool, a thread hand-off on every request for a dict lookup.
 
-def get_service(request: Request) -> BindleService:
+
+async def get_service(request: Request) -> BindleService:
     service: BindleService = request.app.state.service
     return service
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

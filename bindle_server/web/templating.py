@@ -121,7 +121,8 @@ def render_error(
     return render(request, "error.html", context, status, headers)
 
 
-def mark_ui_request(request: Request) -> None:
+async def mark_ui_request(request: Request) -> None:
     """Router dependency of every UI route: the API's exception handlers answer errors
-    of marked requests with `render_error` (an HTML page) instead of a TOML body."""
+    of marked requests with `render_error` (an HTML page) instead of a TOML body.
+    `async` so that FastAPI calls it on the loop, not through its thread pool."""
     request.state.error_page = render_error
