@@ -368,7 +368,7 @@ class PostgresIndex:
         async with self._connection() as db, db.transaction():
             cursor = await db.execute(
                 "UPDATE invoices SET state = 'removing' WHERE state = 'pending' "
-                f"AND touched < {_NOW} - %s RETURNING key",
+                f"AND touched <= {_NOW} - %s RETURNING key",
                 (idle,),
             )
             claimed = [(key, uuid.uuid4().hex) for (key,) in await cursor.fetchall()]

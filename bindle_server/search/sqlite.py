@@ -295,7 +295,7 @@ class SqliteIndex:
                 key
                 for (key,) in db.execute(
                     "UPDATE invoices SET state = 'removing' WHERE state = 'pending' "
-                    f"AND touched < {_NOW} - ? RETURNING key",
+                    f"AND touched <= {_NOW} - ? RETURNING key",
                     (idle,),
                 )
             ]
