@@ -10,9 +10,12 @@ import platform
 import signal
 import socket
 import subprocess
+import time
 import types
 from collections.abc import Coroutine, Iterator, Sequence
 from typing import Any, Final, TypeVar
+
+import httpx
 
 T = TypeVar("T")
 
@@ -230,3 +233,20 @@ class Interrupts:
 
 
 INTERRUPTS: Final = Interrupts()
+
+
+def wait_ready(
+    client: httpx.Client, process: subprocess.Popen[bytes], url: str, deadline: float
+) -> httpx.Response | None:
+    """Probe `url` every HEALTH_POLL until it answers 200 (that answer) or `process` exits
+    or `deadline` (time.perf_counter) passes (None)."""
+    while time.perf_counter() < deadline and process.poll() is None:
+        try:
+            response = client.get(url)
+        except httpx.TransportError:
+            pass
+        else:
+            if response.status_code == 200:
+                return response
+        time.sleep(HEALTH_POLL)
+    return None

@@ -25,13 +25,13 @@ from urllib.parse import quote
 import httpx
 
 from bindle_bench.common import (
-    HEALTH_POLL,
     LOOPBACK,
     STOP_TIMEOUT,
     BenchError,
     clean_env,
     command_output,
     free_port,
+    wait_ready,
 )
 from bindle_bench.rawhttp import encode_request
 
@@ -129,18 +129,11 @@ class Registry:
                     env=clean_env(("REGISTRY_",)),
                 )
             deadline = started + self.start_timeout
-            while time.perf_counter() < deadline:
-                if self.process.poll() is not None:
-                    self.process = None
-                    return None
-                try:
-                    response = client.get(f"{self.base_url}/v2/")
-                except httpx.TransportError:
-                    pass
-                else:
-                    if response.status_code == 200:
-                        return time.perf_counter() - started
-                time.sleep(HEALTH_POLL)
+            if wait_ready(client, self.process, f"{self.base_url}/v2/", deadline) is not None:
+                return time.perf_counter() - started
+            if self.process.poll() is not None:
+                self.process = None
+                return None
         self.stop()
         raise BenchError(
             f"docker-registry's /v2/ did not answer 200 within {self.start_timeout:g} s:\n"

@@ -15,7 +15,6 @@ from pathlib import Path
 import httpx
 
 from bindle_bench.common import (
-    HEALTH_POLL,
     LOOPBACK,
     MIB,
     RSS_INTERVAL,
@@ -26,6 +25,7 @@ from bindle_bench.common import (
     cpu_seconds,
     free_port,
     rss_bytes,
+    wait_ready,
 )
 
 # CPU seconds used so far, by process name (e.g. radosgw, ceph-osd, postgres).
@@ -108,21 +108,15 @@ class Server:
                     env={**clean_env(self.drop_env), **self.env},
                 )
             deadline = started + self.start_timeout
-            while time.perf_counter() < deadline:
-                if self.process.poll() is not None:
-                    self.process = None
-                    return None
-                try:
-                    response = client.get(f"{self.base_url}/healthz")
-                except httpx.TransportError:
-                    pass
-                else:
-                    if response.status_code == 200:
-                        elapsed = time.perf_counter() - started
-                        with contextlib.suppress(ValueError, KeyError, TypeError):
-                            self.version = str(response.json()["version"])
-                        return elapsed
-                time.sleep(HEALTH_POLL)
+            response = wait_ready(client, self.process, f"{self.base_url}/healthz", deadline)
+            if response is not None:
+                elapsed = time.perf_counter() - started
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    self.version = str(response.json()["version"])
+                return elapsed
+            if self.process.poll() is not None:
+                self.process = None
+                return None
         self.stop()
         raise BenchError(
             f"/healthz did not answer 200 within {self.start_timeout:g} s:\n{self.log_tail()}"

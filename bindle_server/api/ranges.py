@@ -1,8 +1,9 @@
-"""HTTP `Range` headers for parcel downloads (RFC 9110 section 14), single ranges only."""
+"""HTTP `Range` and `If-Range` for downloads (RFC 9110 section 14), single ranges only."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from bindle_server.errors import RangeNotSatisfiable
 
@@ -36,3 +37,23 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if start >= size:
         raise RangeNotSatisfiable(size)
     return start, end
+
+
+def requested_range(
+    request_headers: Mapping[str, str], etag: str, size: int, answer: dict[str, str]
+) -> tuple[int, int, int]:
+    """(status, start, end) of the answer to a GET of `size` bytes validated by `etag`:
+    206 with the range asked for, or 200 with everything. Adds `Content-Range` (on 206)
+    and `Content-Length` to the `answer` headers."""
+    header = request_headers.get("range")
+    if_range = request_headers.get("if-range")
+    if if_range is not None and if_range.strip() != etag:
+        # If-Range with another validator (or a date): the client's part is stale.
+        header = None
+    byte_range = parse_range(header, size)
+    status, (start, end) = 200, (0, size)
+    if byte_range is not None:
+        status, (start, end) = 206, byte_range
+        answer["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    answer["Content-Length"] = str(end - start)
+    return status, start, end

@@ -7,7 +7,7 @@ from starlette.responses import Response, StreamingResponse
 
 from bindle_server.api import caching
 from bindle_server.api.body import stream_body
-from bindle_server.api.ranges import parse_range
+from bindle_server.api.ranges import requested_range
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.model import BindleId
 from bindle_server.service import BindleService
@@ -49,18 +49,7 @@ async def download(
     }
     if caching.none_match(request, etag):
         return caching.not_modified(headers)
-    range_header = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    if if_range is not None and if_range.strip() != etag:
-        range_header = None
-    byte_range = parse_range(range_header, size)
-    status = 200
-    start, end = 0, size
-    if byte_range is not None:
-        start, end = byte_range
-        status = 206
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    headers["Content-Length"] = str(end - start)
+    status, start, end = requested_range(request.headers, etag, size, headers)
     # Set as a header, not as media_type, so Starlette adds no charset: the label's media
     # type is served exactly as the invoice states it.
     headers["Content-Type"] = label.media_type

@@ -10,7 +10,7 @@ from bindle_server.api import caching
 from bindle_server.api.auth import AccessDep
 from bindle_server.api.deps import ServiceDep
 from bindle_server.api.openapi import query_parameters, responses
-from bindle_server.api.ranges import parse_range
+from bindle_server.api.ranges import requested_range
 from bindle_server.api.responses import document_response, response_format
 from bindle_server.auth import Verb
 from bindle_server.model import BindleId, to_document
@@ -86,18 +86,7 @@ async def archive(path: str, request: Request, service: ServiceDep, access: Acce
     }
     if caching.none_match(request, etag):
         return caching.not_modified(headers)
-    size = archive.tar.size
-    range_header = request.headers.get("range")
-    if_range = request.headers.get("if-range")
-    # If-Range with another (or a date) validator: the client's part is stale, send it all.
-    if if_range is not None and if_range.strip() != etag:
-        range_header = None
-    byte_range = parse_range(range_header, size)
-    status, (start, end) = 200, (0, size)
-    if byte_range is not None:
-        status, (start, end) = 206, byte_range
-        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    headers["Content-Length"] = str(end - start)
+    status, start, end = requested_range(request.headers, etag, archive.tar.size, headers)
     headers["Content-Type"] = TAR
     if request.method == "HEAD":
         return Response(status_code=status, headers=headers)
