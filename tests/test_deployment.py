@@ -1061,9 +1061,24 @@ def processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def kill_osd(run_dir: Path) -> bool:
+    """SIGKILL the OSD started with this run directory's configuration, if it is running."""
+    for pid in processes_mentioning(str(run_dir / "ceph.conf")):
+        with suppress(OSError):
+            if Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"ceph-osd"):
+                os.kill(pid, 9)
+                return True
+    return False
+
+
 @contextmanager
-def running_rgw(environment: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """The entry point until it says it is ready; SIGTERM to its PID afterwards, bounded."""
+def running_rgw(
+    environment: dict[str, str], log: Path, during_start: Callable[[], bool] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """The entry point until it says it is ready; SIGTERM to its PID afterwards, bounded.
+
+    `during_start` is called while it starts, until it returns True.
+    """
     with log.open("ab") as output:
         process = subprocess.Popen(
             ["bash", str(RGW_ENTRYPOINT)],
@@ -1075,6 +1090,8 @@ def running_rgw(environment: dict[str, str], log: Path) -> Iterator[subprocess.P
     try:
         deadline = time.monotonic() + RGW_START_TIMEOUT
         while "ceph-rgw: ready" not in log.read_text(errors="replace"):
+            if during_start is not None and during_start():
+                during_start = None
             assert process.poll() is None, f"entrypoint exited: {log.read_text()[-3000:]}"
             assert time.monotonic() < deadline, f"not ready in time: {log.read_text()[-3000:]}"
             time.sleep(0.2)
@@ -1136,12 +1153,15 @@ def test_rgw_entrypoint_creates_the_cluster_once_and_keeps_objects_across_restar
         first = (root / "first.log").read_text()
         assert "creating the cluster" in first
 
-        with running_rgw(environment, root / "second.log"):
+        # The OSD killed as soon as it runs, before the gateway is ready: it is started again.
+        with running_rgw(environment, root / "second.log", lambda: kill_osd(root / "run")):
             client = store.client()
             assert client.get_object(Bucket="bindle", Key="kept/small")["Body"].read() == b"hello"
             assert client.get_object(Bucket="bindle", Key="kept/large")["Body"].read() == large
             client.close()
         assert processes_mentioning(str(root)) == []
-        assert "creating the cluster" not in (root / "second.log").read_text()
+        second = (root / "second.log").read_text()
+        assert "creating the cluster" not in second
+        assert "osd exited during start-up: starting it again" in second
     finally:
         shutil.rmtree(root, ignore_errors=True)

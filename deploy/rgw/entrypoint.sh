@@ -113,12 +113,19 @@ EOF
 pids=()
 names=()
 
+# The daemons by name, so that start-up can start one again.
+run_daemon() {
+    case $1 in
+    mon) exec ceph-mon -c "$CONF" -i a -d "${run_as[@]}" ;;
+    osd) exec ceph-osd -c "$CONF" -i "$OSD_ID" -d "${run_as[@]}" ;;
+    rgw) exec radosgw -c "$CONF" -n client.rgw -d "${run_as[@]}" ;;
+    esac
+}
+
 spawn() {
-    local name=$1
-    shift
-    "$@" &
+    run_daemon "$1" &
     pids+=("$!")
-    names+=("$name")
+    names+=("$1")
 }
 
 stop_daemons() {
@@ -143,7 +150,7 @@ stop_daemons() {
 }
 
 start_mon() {
-    spawn mon ceph-mon -c "$CONF" -i a -d "${run_as[@]}"
+    spawn mon
 }
 
 # The first start only. A directory left by a first start that died half-way holds no
@@ -177,11 +184,24 @@ EOF
     touch "$CLUSTER/created"
 }
 
+# An OSD's first boot can lose a race inside Ceph (its first command to the mon carries a
+# zero fsid, and the mon refuses it) and exit; a second start then succeeds. So the OSD and
+# the gateway are started again, a few times at most, while the cluster comes up.
 wait_for_gateway() {
-    local deadline=$((SECONDS + START_TIMEOUT)) i
+    local deadline=$((SECONDS + START_TIMEOUT)) restarts=3 i
     until curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$RGW_PORT/" 2>/dev/null; do
         for i in "${!pids[@]}"; do
-            kill -0 "${pids[i]}" 2>/dev/null || { log "${names[i]} exited during start-up"; return 1; }
+            kill -0 "${pids[i]}" 2>/dev/null && continue
+            wait "${pids[i]}" 2>/dev/null || true
+            if [ "${names[i]}" = mon ] || [ $restarts -eq 0 ]; then
+                log "${names[i]} exited during start-up"
+                return 1
+            fi
+            restarts=$((restarts - 1))
+            log "${names[i]} exited during start-up: starting it again"
+            sleep 1
+            run_daemon "${names[i]}" &
+            pids[i]=$!
         done
         [ $SECONDS -lt $deadline ] || { log "radosgw did not answer within ${START_TIMEOUT}s"; return 1; }
         sleep 0.5
@@ -229,8 +249,8 @@ main() {
     fi
     # shellcheck disable=SC1091
     . "$CLUSTER/cluster.env"
-    spawn osd ceph-osd -c "$CONF" -i "$OSD_ID" -d "${run_as[@]}"
-    spawn rgw radosgw -c "$CONF" -n client.rgw -d "${run_as[@]}"
+    spawn osd
+    spawn rgw
     wait_for_gateway
     ensure_user
     ensure_bucket
