@@ -200,6 +200,10 @@ class MirrorService(BindleService):
         pages = await self.upstream.query([*passed, ("o", "0"), ("l", str(min(window, 255)))])
         return merge_pages(query, local, pages)
 
+    def _change_mark(self) -> int | None:
+        # Every read may have to recheck the upstream's yank, so none is answered from memory.
+        return None
+
     async def _read(
         self, bindle_id: BindleId, *, allow_yanked: bool = False, allow_pending: bool = False
     ) -> tuple[Invoice, bool]:

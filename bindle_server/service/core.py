@@ -63,6 +63,7 @@ from bindle_server.service.indexing import (
     stored_entry,
 )
 from bindle_server.service.purging import StoredInvoices
+from bindle_server.service.rendered import RenderedCache, Rendering
 from bindle_server.signing import HostSigning, KeyRing
 from bindle_server.storage import RecordKind, Stores
 
@@ -102,7 +103,7 @@ class QueryResult:
         return self.query.offset + len(self.invoices) < self.total
 
 
-class BindleService(Completion, StoredInvoices):
+class BindleService(Completion, StoredInvoices, Rendering):
     """Create, fetch, yank and purge invoices; accept and serve parcels; answer queries."""
 
     def __init__(
@@ -121,6 +122,7 @@ class BindleService(Completion, StoredInvoices):
         self._max_parcel_bytes = max_parcel_bytes
         self._atomic = atomic_push
         self._parsed = ParsedCache()
+        self._rendered = RenderedCache()
         self._visible = RecentSet(_KNOWN_VISIBLE)
         self._stores = stores
         self._parcels = stores.parcels

@@ -118,6 +118,12 @@ class InvoiceStore(Protocol):
         """Remove an invoice for good (purge); removing an absent one is a no-op."""
         ...
 
+    def change_mark(self) -> int | None:
+        """A value that changes whenever any process replaces or deletes a stored invoice,
+        read without IO; None when the store cannot offer one (nothing is then kept in
+        memory on its behalf)."""
+        ...
+
     async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
         """Durably store a small lifecycle record of an invoice key, beside the invoices.
 

@@ -5,6 +5,7 @@
 <root>/pending/<key>              atomic pushes waiting for parcels (lifecycle records)
 <root>/tombstones/<key>           purged bindle ids
 <root>/tmp/                       temp files of writes in flight (swept at start-up)
+<root>/invoices.changes           changes when an invoice is yanked or removed (changes.py)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
 from bindle_server.model import is_sha256, layout
 from bindle_server.storage.atomic import TempFile, remove_file, sweep, write_file
 from bindle_server.storage.base import RecordKind, StoredObject
+from bindle_server.storage.changes import ChangeMark
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +39,7 @@ WRITE_BLOCK = 8 * 1024 * 1024
 WRITE_BLOCK_CHUNKS = 256
 READ_CHUNK = 1024 * 1024
 READ_AHEAD = 64 * 1024 * 1024
+CHANGE_MARK = "invoices.changes"
 
 
 class LocalParcelStore:
@@ -253,10 +256,13 @@ class _ParcelReader:
 class LocalInvoiceStore:
     """Invoices as files; implements storage.base.InvoiceStore."""
 
-    def __init__(self, root: Path, staging: Path, records: Path) -> None:
+    def __init__(
+        self, root: Path, staging: Path, records: Path, mark: ChangeMark | None = None
+    ) -> None:
         self._root = root
         self._staging = staging
         self._records = records
+        self._mark = mark
 
     def _path(self, key: str) -> Path:
         return self._root / key / layout.INVOICE_FILE
@@ -277,9 +283,12 @@ class LocalInvoiceStore:
             return None
 
     async def replace(self, key: str, document: bytes) -> None:
-        await anyio.to_thread.run_sync(
-            lambda: write_file(self._staging, self._path(key), document, replace=True)
-        )
+        try:
+            await anyio.to_thread.run_sync(
+                lambda: write_file(self._staging, self._path(key), document, replace=True)
+            )
+        finally:  # even a failed fsync may leave the new file in place
+            self._changed()
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         keys = await anyio.to_thread.run_sync(self._keys)
@@ -292,7 +301,17 @@ class LocalInvoiceStore:
         return _subdirectories(self._root)
 
     async def delete(self, key: str) -> None:
-        await anyio.to_thread.run_sync(lambda: remove_file(self._path(key), remove_parent=True))
+        try:
+            await anyio.to_thread.run_sync(lambda: remove_file(self._path(key), remove_parent=True))
+        finally:
+            self._changed()
+
+    def change_mark(self) -> int | None:
+        return None if self._mark is None else self._mark.current()
+
+    def _changed(self) -> None:
+        if self._mark is not None:
+            self._mark.changed()
 
     async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
         path = self._record_path(kind, key)
@@ -327,4 +346,6 @@ class LocalStores:
             directory.mkdir(parents=True, exist_ok=True)
         sweep(staging)
         self.parcels = LocalParcelStore(root / layout.PARCELS, staging, root / "quarantine")
-        self.invoices = LocalInvoiceStore(root / layout.INVOICES, staging, root)
+        self.invoices = LocalInvoiceStore(
+            root / layout.INVOICES, staging, root, ChangeMark.open(root / CHANGE_MARK)
+        )

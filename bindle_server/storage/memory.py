@@ -11,6 +11,7 @@ from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 
 from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
 from bindle_server.storage.base import RecordKind, StoredObject
+from bindle_server.storage.changes import ChangeMark
 
 
 class MemoryParcelStore:
@@ -80,6 +81,7 @@ class MemoryInvoiceStore:
     def __init__(self) -> None:
         self._invoices: dict[str, bytes] = {}
         self._records: dict[tuple[RecordKind, str], tuple[bytes, float]] = {}
+        self._mark = ChangeMark.in_process()
 
     async def create(self, key: str, document: bytes) -> bool:
         if key in self._invoices:
@@ -92,6 +94,7 @@ class MemoryInvoiceStore:
 
     async def replace(self, key: str, document: bytes) -> None:
         self._invoices[key] = document
+        self._mark.changed()
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
         for key, document in sorted(self._invoices.items()):
@@ -99,6 +102,10 @@ class MemoryInvoiceStore:
 
     async def delete(self, key: str) -> None:
         self._invoices.pop(key, None)
+        self._mark.changed()
+
+    def change_mark(self) -> int | None:
+        return self._mark.current()
 
     async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
         if not replace and (kind, key) in self._records:

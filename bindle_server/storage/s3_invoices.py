@@ -40,6 +40,10 @@ class S3InvoiceStore:
     async def delete(self, key: str) -> None:
         await self._bucket.call("delete_object", Key=self._key(key))
 
+    def change_mark(self) -> int | None:
+        # Other nodes change the bucket too, and nothing tells this one without a request.
+        return None
+
     def _record_key(self, kind: RecordKind, key: str) -> str:
         return self._bucket.key(kind.value, key)
 

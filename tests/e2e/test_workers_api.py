@@ -9,6 +9,8 @@ that differ between them.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -89,6 +91,23 @@ def test_a_yank_and_a_query_are_seen_alike_by_every_worker(server: ServerProcess
     for page in pages:
         assert page["total"] == 3
         assert [i["bindle"]["version"] for i in page["invoices"]] == ["1.1.0", "1.2.0", "1.3.0"]
+
+
+def test_a_purge_by_another_process_is_seen_by_every_worker(server: ServerProcess) -> None:
+    doc = make_invoice("example.com/workers/purged", "1.0.0")
+    assert httpx.post(f"{server.url}/_i", content=doc.toml()).status_code == 201
+    # Every worker reads it in both formats first, so each may hold what it rendered.
+    _fresh(server, "GET", f"/_i/{doc.bindle_id}")
+    _fresh(server, "GET", f"/_i/{doc.bindle_id}", headers={"Accept": "application/json"})
+    command = [
+        sys.executable, "-m", "bindle_server", "purge", "-d", str(server.data_dir),
+        str(doc.bindle_id),
+    ]  # fmt: skip
+    subprocess.run(command, check=True, timeout=TIMEOUT, capture_output=True)
+
+    for accept in ("application/toml", "application/json"):
+        answers = _fresh(server, "GET", f"/_i/{doc.bindle_id}", headers={"Accept": accept})
+        assert {answer.status_code for answer in answers} == {404}
 
 
 def test_concurrent_writers_on_different_workers_agree_on_one_outcome(

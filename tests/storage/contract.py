@@ -188,6 +188,18 @@ class InvoiceStoreContract:
         assert await stores.invoices.read("k1") == b"yanked"
 
     @pytest.mark.anyio
+    async def test_a_replace_or_delete_changes_the_change_mark(self, stores: Stores) -> None:
+        await stores.invoices.create("k1", b"live")
+        before = stores.invoices.change_mark()
+        if before is None:
+            pytest.skip("this store offers no change mark (nothing is cached for it)")
+        await stores.invoices.replace("k1", b"yanked")
+        yanked = stores.invoices.change_mark()
+        assert yanked != before
+        await stores.invoices.delete("k1")
+        assert stores.invoices.change_mark() not in (before, yanked)
+
+    @pytest.mark.anyio
     async def test_scan_yields_every_invoice(self, stores: Stores) -> None:
         for n in range(5):
             await stores.invoices.create(f"k{n}", f"d{n}".encode())

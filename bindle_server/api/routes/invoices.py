@@ -16,7 +16,7 @@ from bindle_server.api.responses import document_response, response_format
 from bindle_server.api.routes import parcels
 from bindle_server.auth import Verb
 from bindle_server.errors import PurgeDisabled
-from bindle_server.model import BindleId, Format, dump_document, to_document
+from bindle_server.model import BindleId, Format, to_document
 from bindle_server.search.query import parse_boolean
 
 router = APIRouter()
@@ -89,14 +89,14 @@ async def get_invoice_or_parcel(
             request, service, target.bindle_id, target.sha256, allow_yanked
         )
     # Access and yank rules come first: a 304 must never answer what a 200 would refuse.
-    invoice = await service.get_invoice(target.bindle_id, allow_yanked=allow_yanked)
     fmt = response_format(request)
-    body = dump_document(to_document(invoice, fmt), fmt)
+    rendered = await service.rendered_invoice(target.bindle_id, fmt, allow_yanked=allow_yanked)
+    body = rendered.body
     headers = {
-        "ETag": await caching.entity_tag(body),
+        "ETag": f'"{rendered.sha256}"',
         "Cache-Control": caching.cache_control(
             shared=caching.readable_by_anyone(request, target.bindle_id.name),
-            final=invoice.is_yanked,
+            final=rendered.yanked,
         ),
         "Vary": "Accept",
     }

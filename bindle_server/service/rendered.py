@@ -1,0 +1,113 @@
+"""Invoices as served (TOML or JSON bytes and their digest), kept in memory while unchanged.
+
+Reading an invoice costs a worker-thread hop to read its file, a parse and a render: most
+of an invoice GET. A committed invoice changes only by a yank or a removal, and the store
+offers a mark that changes whenever either happens (storage.base.InvoiceStore.change_mark),
+so a worker keeps the bytes it served and hands them out again for as long as the mark it
+read before reading the document is still the store's mark.
+
+A base class of BindleService, kept apart so that each module holds one purpose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import anyio
+
+from bindle_server.errors import InvoiceYanked
+from bindle_server.model import BindleId, Invoice
+from bindle_server.model.codec import Format, dump_document, to_document
+from bindle_server.storage import InvoiceStore
+
+# Per worker. An invoice of a few parcels renders to about 1 KiB, so this keeps thousands;
+# larger ones are left to ParsedCache, which spares them the parse.
+CACHE_BYTES = 8 * 1024 * 1024
+_LARGEST_CACHED = 256 * 1024
+# Rendered bodies larger than this are hashed in a worker thread.
+_INLINE_HASH_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedInvoice:
+    """An invoice's bytes in one format, their SHA-256 (hex) and whether it is yanked."""
+
+    body: bytes
+    sha256: str
+    yanked: bool
+
+
+class RenderedCache:
+    """Recently served invoices by (key, format), bounded by the bytes of their bodies."""
+
+    def __init__(self, limit: int = CACHE_BYTES) -> None:
+        self._entries: OrderedDict[tuple[str, Format], tuple[int, RenderedInvoice]] = OrderedDict()
+        self._bytes = 0
+        self._limit = limit
+
+    def get(self, key: str, fmt: Format, mark: int) -> RenderedInvoice | None:
+        entry = self._entries.get((key, fmt))
+        if entry is None:
+            return None
+        if entry[0] != mark:
+            # Some invoice changed since: this one may be it.
+            self._drop((key, fmt))
+            return None
+        self._entries.move_to_end((key, fmt))
+        return entry[1]
+
+    def put(self, key: str, fmt: Format, mark: int, rendered: RenderedInvoice) -> None:
+        size = len(rendered.body)
+        if size > _LARGEST_CACHED:
+            return
+        self._drop((key, fmt))
+        self._entries[(key, fmt)] = (mark, rendered)
+        self._bytes += size
+        while self._bytes > self._limit:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._bytes -= len(dropped.body)
+
+    def _drop(self, entry_key: tuple[str, Format]) -> None:
+        entry = self._entries.pop(entry_key, None)
+        if entry is not None:
+            self._bytes -= len(entry[1].body)
+
+
+class Rendering:
+    """`rendered_invoice`, over the invoice store and BindleService.get_invoice."""
+
+    _invoices: InvoiceStore
+    _rendered: RenderedCache
+
+    async def get_invoice(self, bindle_id: BindleId, *, allow_yanked: bool = False) -> Invoice:
+        raise NotImplementedError
+
+    def _change_mark(self) -> int | None:
+        """The store's change mark; a service that learns of changes otherwise (a mirror
+        rechecks its upstream) answers None, and every read then goes to the store."""
+        return self._invoices.change_mark()
+
+    async def rendered_invoice(
+        self, bindle_id: BindleId, fmt: Format, *, allow_yanked: bool = False
+    ) -> RenderedInvoice:
+        """The committed invoice as served in `fmt`, with the errors of get_invoice."""
+        # Read before the document: a change after this makes what is stored under it stale.
+        mark = self._change_mark()
+        if mark is not None:
+            cached = self._rendered.get(bindle_id.key, fmt, mark)
+            if cached is not None:
+                if cached.yanked and not allow_yanked:
+                    raise InvoiceYanked(str(bindle_id))
+                return cached
+        invoice = await self.get_invoice(bindle_id, allow_yanked=allow_yanked)
+        body = dump_document(to_document(invoice, fmt), fmt)
+        if len(body) <= _INLINE_HASH_BYTES:
+            digest = hashlib.sha256(body).hexdigest()
+        else:
+            digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(body).hexdigest())
+        rendered = RenderedInvoice(body, digest, invoice.is_yanked)
+        if mark is not None:
+            self._rendered.put(bindle_id.key, fmt, mark, rendered)
+        return rendered
