@@ -20,7 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import anyio
-import httpx
 import jwt
 
 from bindle_server.auth.identity import Identity, IdentityKind
@@ -212,6 +211,8 @@ class OidcVerifier:
         return await anyio.to_thread.run_sync(_parse_jwks, jwks)
 
     async def _get_json(self, url: str) -> dict[str, Any]:
+        import httpx  # here: servers without OIDC never load it
+
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.get(url, headers={"Accept": "application/json"})
@@ -235,6 +236,8 @@ class OidcVerifier:
                 "the issuer's OpenID configuration names no token_endpoint"
             )
         url = self.config.device_url
+        import httpx
+
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
                 response = await client.post(

@@ -23,9 +23,11 @@ import ssl
 import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import quote, unquote, urlsplit
 
-import httpx
+if TYPE_CHECKING:  # imported when first needed: most servers never send through it
+    import httpx
 
 # Bytes of an endpoint's answer read (and dropped) so that its connection can be reused.
 ANSWER_READ = 64 * 1024
@@ -140,6 +142,8 @@ class Sender:
                 return connection
             connection.close()
         if target.tls and self._tls is None:
+            import httpx
+
             self._tls = httpx.create_ssl_context()
         try:
             async with asyncio.timeout(self._timeout):
@@ -189,6 +193,8 @@ class Sender:
         return status
 
     async def _post_by_httpx(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        import httpx
+
         if self._httpx is None:
             self._httpx = httpx.AsyncClient(
                 timeout=self._timeout,
