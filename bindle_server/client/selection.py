@@ -207,7 +207,7 @@ class ArchiveDownload:
             os.close(fd)
         if not move_into_place(self.part, self.destination, replace=False):
             raise FileExistsError(f"{self.destination} appeared meanwhile; kept {self.part}")
-        self.part.unlink()
+        self.part.unlink(missing_ok=True)
         self.tag_file.unlink(missing_ok=True)
         fsync_dir(self.destination.parent)
         return ArchiveReport(self.destination, self.offset, self.resumed)

@@ -12,7 +12,7 @@ import logging
 
 import anyio
 
-from bindle_server.errors import InvalidInvoice
+from bindle_server.errors import InvalidInvoice, SizeMismatch
 from bindle_server.events import Action, Event, EventSink
 from bindle_server.model import Invoice, Label, parse_invoice
 from bindle_server.search.index import Index
@@ -29,6 +29,18 @@ class Completion:
     _invoices: InvoiceStore
     _parcels: ParcelStore
     events: EventSink
+
+    async def _check_stored_sizes(self, submitted: Invoice) -> set[str]:
+        """Refuse labels that contradict stored parcels; the digests not stored."""
+        digests = {label.sha256 for label in submitted.labels}
+        stored_sizes = await self._parcels.stored_sizes(list(digests))
+        for label in submitted.labels:
+            stored = stored_sizes.get(label.sha256)
+            if stored is not None and stored != label.size:
+                # The invoice could never be fetched whole: its label contradicts bytes
+                # that are already stored under that digest.
+                raise SizeMismatch(label.sha256, label.size, stored)
+        return digests - stored_sizes.keys()
 
     async def _settle_pending(
         self, key: str, missing: list[Label], awaited: set[str], recorded: bool

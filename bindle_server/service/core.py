@@ -205,6 +205,7 @@ class BindleService(Completion, StoredInvoices, Rendering):
         await self.events.ready()
         invoice = self.signing.accept(submitted)
         document = dump_invoice(invoice)
+        mark = self._change_mark()  # before the write: see Rendering.remember_created
         token = await self._index.begin(key)
         recorded = False
         try:
@@ -241,6 +242,8 @@ class BindleService(Completion, StoredInvoices, Rendering):
         )
         if complete:
             await self._completed(key, str(bindle_id))
+        if complete or not self._atomic:
+            self._remember_created(key, mark, document)
         log.info(
             "stored invoice %s (%d parcel(s), %d missing%s)",
             bindle_id,
@@ -249,18 +252,6 @@ class BindleService(Completion, StoredInvoices, Rendering):
             ", pending" if self._atomic and missing else "",
         )
         return CreatedInvoice(invoice, missing)
-
-    async def _check_stored_sizes(self, submitted: Invoice) -> set[str]:
-        """Refuse labels that contradict stored parcels; the digests not stored."""
-        digests = {label.sha256 for label in submitted.labels}
-        stored_sizes = await self._parcels.stored_sizes(list(digests))
-        for label in submitted.labels:
-            stored = stored_sizes.get(label.sha256)
-            if stored is not None and stored != label.size:
-                # The invoice could never be fetched whole: its label contradicts bytes
-                # that are already stored under that digest.
-                raise SizeMismatch(label.sha256, label.size, stored)
-        return digests - stored_sizes.keys()
 
     def _check_limits(self, invoice: Invoice) -> None:
         if invoice.is_yanked:

@@ -60,7 +60,7 @@ class RenderedCache:
 
     def put(self, key: str, fmt: Format, mark: int, rendered: RenderedInvoice) -> None:
         size = len(rendered.body)
-        if size > _LARGEST_CACHED:
+        if size > _LARGEST_CACHED:  # left to ParsedCache
             return
         self._drop((key, fmt))
         self._entries[(key, fmt)] = (mark, rendered)
@@ -88,6 +88,15 @@ class Rendering:
         """The store's change mark; a service that learns of changes otherwise (a mirror
         rechecks its upstream) answers None, and every read then goes to the store."""
         return self._invoices.change_mark()
+
+    def _remember_created(self, key: str, mark: int | None, document: bytes) -> None:
+        """Keep a new committed invoice as a TOML GET serves it, so that reading it back
+        from the worker that stored it costs nothing. `document` is dump_invoice of the
+        stored invoice, the rendering a GET makes of it (tests/caching/test_rendered.py);
+        `mark` was read before the document was written."""
+        if mark is not None and len(document) <= _LARGEST_CACHED:
+            digest = hashlib.sha256(document).hexdigest()
+            self._rendered.put(key, Format.TOML, mark, RenderedInvoice(document, digest, False))
 
     async def rendered_invoice(
         self, bindle_id: BindleId, fmt: Format, *, allow_yanked: bool = False

@@ -293,6 +293,11 @@ def test_a_damaged_stored_invoice_is_a_server_error_that_names_fsck(
     api.post("/_i", content=make_invoice().toml())
     (stored,) = (data_dir / "invoices").glob("*/invoice.toml")
     stored.write_text("bindleVersion = [broken")
+    # The worker that stored it keeps the bytes it wrote (service/rendered.py) until any
+    # invoice changes; a yank of another one makes it read the damaged file.
+    other = make_invoice("example.com/other")
+    api.post("/_i", content=other.toml())
+    assert api.delete(f"/_i/{other.bindle_id}").status_code == 200
     response = api.get("/_i/example.com/hello/1.0.0")
     assert response.status_code == 500
     assert "fsck" in tomli.loads(response.text)["error"]
