@@ -33,7 +33,11 @@ def document_response(
     request: Request, document: Document, fmt: Format, status: int = 200
 ) -> Response:
     """A TOML or JSON document; HEAD gets the same headers and no body."""
-    body = dump_document(document, fmt)
+    return encoded_response(request, dump_document(document, fmt), fmt, status)
+
+
+def encoded_response(request: Request, body: bytes, fmt: Format, status: int = 200) -> Response:
+    """A document already encoded in `fmt`; HEAD gets the same headers and no body."""
     if request.method == "HEAD":
         return Response(
             status_code=status,

@@ -20,6 +20,9 @@ import anyio
 from bindle_server.errors import InvoiceYanked
 from bindle_server.model import BindleId, Invoice
 from bindle_server.model.codec import Format, dump_document, to_document
+from bindle_server.model.pages import indexed_entry
+from bindle_server.search.index import Index
+from bindle_server.search.query import Query
 from bindle_server.storage import InvoiceStore
 
 # Per worker. An invoice of a few parcels renders to about 1 KiB, so this keeps thousands;
@@ -78,6 +81,7 @@ class RenderedCache:
 class Rendering:
     """`rendered_invoice`, over the invoice store and BindleService.get_invoice."""
 
+    _index: Index
     _invoices: InvoiceStore
     _rendered: RenderedCache
 
@@ -97,6 +101,12 @@ class Rendering:
         if mark is not None and len(document) <= _LARGEST_CACHED:
             digest = hashlib.sha256(document).hexdigest()
             self._rendered.put(key, Format.TOML, mark, RenderedInvoice(document, digest, False))
+
+    async def query_entries(self, query: Query, fmt: Format) -> tuple[int, list[bytes]]:
+        """The number of matches, and this page's invoices rendered as page entries
+        (model/pages.py): what `query` gives, without parsing what a worker rendered before."""
+        page = await self._index.query(query)
+        return page.total, [indexed_entry(document, fmt) for document in page.documents]
 
     async def rendered_invoice(
         self, bindle_id: BindleId, fmt: Format, *, allow_yanked: bool = False

@@ -11,10 +11,10 @@ from starlette.responses import Response
 from bindle_server.api.auth import AccessDep
 from bindle_server.api.deps import ServiceDep, SettingsDep
 from bindle_server.api.openapi import query_parameters, responses
-from bindle_server.api.responses import document_response, response_format
+from bindle_server.api.responses import encoded_response, response_format
 from bindle_server.auth import Verb
 from bindle_server.errors import InvalidQuery
-from bindle_server.model import to_document
+from bindle_server.model.pages import dump_page, invoice_entry
 from bindle_server.search.query import Query, parse_boolean
 
 router = APIRouter()
@@ -66,19 +66,20 @@ async def query_invoices(
 
         if isinstance(service, MirrorService):
             result = await service.query_with_upstream(query, params)
-    if result is None:
-        result = await service.query(query)
     fmt = response_format(request)
-    document = {
+    if result is None:
+        total, entries = await service.query_entries(query, fmt)
+    else:
+        total, entries = result.total, [invoice_entry(i, fmt) for i in result.invoices]
+    head = {
         "query": query.text,
         # Matching is always strict; the spec lets a server answer standard queries so.
         "strict": True,
         "offset": query.offset,
         "limit": query.limit,
-        "total": result.total,
-        "more": result.more,
+        "total": total,
+        "more": query.offset + len(entries) < total,
         "yanked": query.yanked,
         "timestamp": int(time.time()),
-        "invoices": [to_document(invoice, fmt) for invoice in result.invoices],
     }
-    return document_response(request, document, fmt)
+    return encoded_response(request, dump_page(head, entries, fmt), fmt)
