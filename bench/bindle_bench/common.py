@@ -13,6 +13,7 @@ import subprocess
 import time
 import types
 from collections.abc import Coroutine, Iterator, Sequence
+from pathlib import Path
 from typing import Any, Final, TypeVar
 
 import httpx
@@ -56,6 +57,14 @@ class BenchError(RuntimeError):
 
 # ---------------------------------------------------------------------------------------
 # Small helpers
+
+
+def file_tail(path: Path, chars: int = 3000) -> str:
+    """The last `chars` characters of a log file; empty if it cannot be read."""
+    try:
+        return path.read_text(errors="replace")[-chars:]
+    except OSError:
+        return ""
 
 
 def free_port() -> int:

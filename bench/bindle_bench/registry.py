@@ -30,6 +30,7 @@ from bindle_bench.common import (
     BenchError,
     clean_env,
     command_output,
+    file_tail,
     free_port,
     wait_ready,
 )
@@ -97,10 +98,7 @@ class Registry:
         return f"http://{LOOPBACK}:{self.port}"
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return file_tail(self.log_path, chars)
 
     def start(self) -> float:
         """Start it; return the seconds from spawning it until GET /v2/ answered 200."""

@@ -23,6 +23,7 @@ from bindle_bench.common import (
     child_pids,
     clean_env,
     cpu_seconds,
+    file_tail,
     free_port,
     rss_bytes,
     wait_ready,
@@ -67,10 +68,7 @@ class Server:
             raise BenchError(f"the server was started without {name}") from None
 
     def log_tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
+        return file_tail(self.log_path, chars)
 
     def start(self) -> float:
         """Start the server; return the seconds from spawning it until /healthz answered 200."""

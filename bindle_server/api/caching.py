@@ -17,22 +17,18 @@ What may be cached, and for how long, follows from what can still change:
 
 from __future__ import annotations
 
-import hashlib
 import re
 
-import anyio
 from fastapi import Request
 from starlette.responses import Response
 
 from bindle_server.api.auth import AuthSetup
 from bindle_server.auth import ANONYMOUS, Verb
+from bindle_server.service.rendered import sha256_hex
 
 # How long an answer that can never change stays fresh: a year, the usual ceiling
 # (RFC 9111 section 5.2.2.1 leaves it open; RFC 8246 `immutable` says it will not change).
 IMMUTABLE_SECONDS = 365 * 24 * 3600
-
-# Bodies larger than this are hashed in a worker thread instead of on the event loop.
-_INLINE_HASH_BYTES = 256 * 1024
 
 # One list member of `If-None-Match` (RFC 9110 section 8.8.3): an optional weak prefix
 # (`W/`, case-sensitive) and a quoted opaque tag, whose characters exclude `"`, space and
@@ -40,13 +36,14 @@ _INLINE_HASH_BYTES = 256 * 1024
 _ENTITY_TAG = re.compile(r'[ \t]*(?:W/)?("[\x21\x23-\x7e\x80-\xff]*")[ \t]*(?:,|$)')
 
 
+def strong_tag(sha256: str) -> str:
+    """The strong `ETag` of bytes whose SHA-256 (hex) this is."""
+    return f'"{sha256}"'
+
+
 async def entity_tag(body: bytes) -> str:
     """A strong `ETag` for exactly these bytes: their SHA-256, quoted."""
-    if len(body) <= _INLINE_HASH_BYTES:
-        digest = hashlib.sha256(body).hexdigest()
-    else:
-        digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(body).hexdigest())
-    return f'"{digest}"'
+    return strong_tag(await sha256_hex(body))
 
 
 def none_match(request: Request, etag: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 from bindle_server.errors import InvalidInvoice
 from bindle_server.model import Format, Invoice, dump_document, parse_invoice, to_document
@@ -11,6 +12,8 @@ from bindle_server.search.index import Index, IndexEntry, InvoiceState
 from bindle_server.storage import RecordKind, Stores
 
 log = logging.getLogger(__name__)
+K = TypeVar("K")
+V = TypeVar("V")
 
 
 def index_entry(
@@ -97,25 +100,44 @@ _CACHE_MIN_BYTES = 64 * 1024
 _CACHE_MAX_BYTES = 64 * 1024 * 1024
 
 
+class SizedLru(Generic[K, V]):
+    """Values by key; the least recently used go once the values' sizes sum past `limit`."""
+
+    def __init__(self, limit: int) -> None:
+        self._entries: OrderedDict[K, tuple[V, int]] = OrderedDict()
+        self._size = 0
+        self._limit = limit
+
+    def get(self, key: K) -> V | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        self._entries.move_to_end(key)
+        return entry[0]
+
+    def put(self, key: K, value: V, size: int) -> None:
+        self.pop(key)
+        self._entries[key] = (value, size)
+        self._size += size
+        while self._size > self._limit:
+            _, (_, dropped) = self._entries.popitem(last=False)
+            self._size -= dropped
+
+    def pop(self, key: K) -> None:
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._size -= entry[1]
+
+
 class ParsedCache:
     """Recently used large invoices, bounded by the total size of their documents."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[bytes, tuple[Invoice, int]] = OrderedDict()
-        self._bytes = 0
+        self._entries: SizedLru[bytes, Invoice] = SizedLru(_CACHE_MAX_BYTES)
 
     def get(self, digest: bytes) -> Invoice | None:
-        entry = self._entries.get(digest)
-        if entry is None:
-            return None
-        self._entries.move_to_end(digest)
-        return entry[0]
+        return self._entries.get(digest)
 
     def put(self, digest: bytes, invoice: Invoice, size: int) -> None:
-        if size < _CACHE_MIN_BYTES or digest in self._entries:
-            return
-        self._entries[digest] = (invoice, size)
-        self._bytes += size
-        while self._bytes > _CACHE_MAX_BYTES:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self._bytes -= dropped
+        if size >= _CACHE_MIN_BYTES:
+            self._entries.put(digest, invoice, size)

@@ -12,7 +12,6 @@ A base class of BindleService, kept apart so that each module holds one purpose.
 from __future__ import annotations
 
 import hashlib
-from collections import OrderedDict
 from dataclasses import dataclass
 
 import anyio
@@ -23,6 +22,7 @@ from bindle_server.model.codec import Format, dump_document, to_document
 from bindle_server.model.pages import indexed_entry
 from bindle_server.search.index import Index
 from bindle_server.search.query import Query
+from bindle_server.service.indexing import SizedLru
 from bindle_server.storage import InvoiceStore
 
 # Per worker. An invoice of a few parcels renders to about 1 KiB, so this keeps thousands;
@@ -46,9 +46,7 @@ class RenderedCache:
     """Recently served invoices by (key, format), bounded by the bytes of their bodies."""
 
     def __init__(self, limit: int = CACHE_BYTES) -> None:
-        self._entries: OrderedDict[tuple[str, Format], tuple[int, RenderedInvoice]] = OrderedDict()
-        self._bytes = 0
-        self._limit = limit
+        self._entries: SizedLru[tuple[str, Format], tuple[int, RenderedInvoice]] = SizedLru(limit)
 
     def get(self, key: str, fmt: Format, mark: int) -> RenderedInvoice | None:
         entry = self._entries.get((key, fmt))
@@ -56,26 +54,20 @@ class RenderedCache:
             return None
         if entry[0] != mark:
             # Some invoice changed since: this one may be it.
-            self._drop((key, fmt))
+            self._entries.pop((key, fmt))
             return None
-        self._entries.move_to_end((key, fmt))
         return entry[1]
 
     def put(self, key: str, fmt: Format, mark: int, rendered: RenderedInvoice) -> None:
-        size = len(rendered.body)
-        if size > _LARGEST_CACHED:  # left to ParsedCache
-            return
-        self._drop((key, fmt))
-        self._entries[(key, fmt)] = (mark, rendered)
-        self._bytes += size
-        while self._bytes > self._limit:
-            _, (_, dropped) = self._entries.popitem(last=False)
-            self._bytes -= len(dropped.body)
+        if len(rendered.body) <= _LARGEST_CACHED:  # larger ones are left to ParsedCache
+            self._entries.put((key, fmt), (mark, rendered), len(rendered.body))
 
-    def _drop(self, entry_key: tuple[str, Format]) -> None:
-        entry = self._entries.pop(entry_key, None)
-        if entry is not None:
-            self._bytes -= len(entry[1].body)
+
+async def sha256_hex(data: bytes) -> str:
+    """The SHA-256 of `data` in hex; computed in a worker thread when `data` is large."""
+    if len(data) <= _INLINE_HASH_BYTES:
+        return hashlib.sha256(data).hexdigest()
+    return await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).hexdigest())
 
 
 class Rendering:
@@ -122,11 +114,7 @@ class Rendering:
                 return cached
         invoice = await self.get_invoice(bindle_id, allow_yanked=allow_yanked)
         body = dump_document(to_document(invoice, fmt), fmt)
-        if len(body) <= _INLINE_HASH_BYTES:
-            digest = hashlib.sha256(body).hexdigest()
-        else:
-            digest = await anyio.to_thread.run_sync(lambda: hashlib.sha256(body).hexdigest())
-        rendered = RenderedInvoice(body, digest, invoice.is_yanked)
+        rendered = RenderedInvoice(body, await sha256_hex(body), invoice.is_yanked)
         if mark is not None:
             self._rendered.put(bindle_id.key, fmt, mark, rendered)
         return rendered

@@ -77,3 +77,17 @@ def app_factory(settings_factory: Callable[..., Settings]) -> Iterator[Callable[
     yield make
     for client in clients:
         client.__exit__(None, None, None)
+
+
+def alice_reads_carol_nothing(settings_factory: Callable[..., Settings], folder: Path) -> Settings:
+    """Settings with authentication on and anonymous read off: htpasswd users alice and
+    carol (password USER-secret); alice may read and create everywhere, carol nothing."""
+    htpasswd = folder / "htpasswd"
+    htpasswd.write_text(
+        "".join(f"{bcrypt_entry(user, f'{user}-secret')}\n" for user in ("alice", "carol"))
+    )
+    policy = write_policy(
+        folder / "policy.toml",
+        {"subjects": ["user:alice"], "prefixes": ["*"], "verbs": ["read", "create"]},
+    )
+    return settings_factory(htpasswd_file=htpasswd, auth_policy=policy)

@@ -11,22 +11,14 @@ from fastapi.testclient import TestClient
 
 from bindle_server.api.app import create_app
 from bindle_server.config import Settings
-from tests.auth.conftest import basic, bcrypt_entry, write_policy
+from tests.auth.conftest import alice_reads_carol_nothing, basic
 from tests.selection.invoices import spin_app
 
 
 @pytest.fixture
 def private_api(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[TestClient]:
     """Authentication on, anonymous read off; alice may read and create, carol nothing."""
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(
-        "".join(f"{bcrypt_entry(user, f'{user}-secret')}\n" for user in ("alice", "carol"))
-    )
-    policy = write_policy(
-        tmp_path / "policy.toml",
-        {"subjects": ["user:alice"], "prefixes": ["*"], "verbs": ["read", "create"]},
-    )
-    app = create_app(settings_factory(htpasswd_file=htpasswd, auth_policy=policy))
+    app = create_app(alice_reads_carol_nothing(settings_factory, tmp_path))
     with TestClient(app, base_url="http://testserver/v1") as client:
         yield client
 

@@ -20,7 +20,7 @@ from bindle_server.config import Settings
 from bindle_server.errors import StoredParcelDamaged
 from bindle_server.model import BindleId, parse_invoice
 from bindle_server.service.archive import standalone_archive
-from tests.auth.conftest import basic, bcrypt_entry, write_policy
+from tests.auth.conftest import alice_reads_carol_nothing, basic
 from tests.client.cli import BindleCli
 from tests.factories import InvoiceDoc, ParcelData, make_invoice, parcel
 from tests.servers import ServerProcess
@@ -170,15 +170,7 @@ def test_archive_and_parcel_of_a_yanked_invoice_need_yanked_true(
 @pytest.fixture
 def private_site(settings_factory: Callable[..., Settings], tmp_path: Path) -> Iterator[TestClient]:
     """Authentication on, anonymous read off; alice may read and create, carol nothing."""
-    htpasswd = tmp_path / "htpasswd"
-    htpasswd.write_text(
-        "".join(f"{bcrypt_entry(user, f'{user}-secret')}\n" for user in ("alice", "carol"))
-    )
-    policy = write_policy(
-        tmp_path / "policy.toml",
-        {"subjects": ["user:alice"], "prefixes": ["*"], "verbs": ["read", "create"]},
-    )
-    app = create_app(settings_factory(htpasswd_file=htpasswd, auth_policy=policy))
+    app = create_app(alice_reads_carol_nothing(settings_factory, tmp_path))
     with TestClient(app, base_url="http://testserver") as client:
         yield client
 

@@ -93,7 +93,7 @@ async def get_invoice_or_parcel(
     rendered = await service.rendered_invoice(target.bindle_id, fmt, allow_yanked=allow_yanked)
     body = rendered.body
     headers = {
-        "ETag": f'"{rendered.sha256}"',
+        "ETag": caching.strong_tag(rendered.sha256),
         "Cache-Control": caching.cache_control(
             shared=caching.readable_by_anyone(request, target.bindle_id.name),
             final=rendered.yanked,

@@ -39,7 +39,7 @@ async def download(
     label, size = parcel.label, parcel.size
     # The digest names the exact bytes forever, so it is a perfect strong validator, and
     # the answer never changes (the yank and access rules were applied just above).
-    etag = f'"{sha256}"'
+    etag = caching.strong_tag(sha256)
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
