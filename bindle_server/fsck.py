@@ -11,13 +11,12 @@ import hashlib
 import logging
 from dataclasses import dataclass, field
 
-import anyio
-
 from bindle_server.errors import InvalidInvoice, ParcelNotFound
 from bindle_server.model import parse_invoice
 from bindle_server.search.index import Index
 from bindle_server.service import stored_entry
 from bindle_server.storage import RecordKind, Stores
+from bindle_server.threads import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +64,7 @@ async def _check_parcels(stores: Stores, report: Report, repair: bool) -> None:
         digest = hashlib.sha256()
         try:
             async for chunk in stores.parcels.read(sha256):
-                await anyio.to_thread.run_sync(digest.update, chunk)
+                await run_sync(digest.update, chunk)
         except ParcelNotFound:
             continue  # an empty parcel directory left by a crash: nothing is visible
         if digest.hexdigest() == sha256:

@@ -22,6 +22,7 @@ import anyio
 from bindle_server.errors import BindleError, InvalidInput, InvalidInvoice
 from bindle_server.model import parse_invoice
 from bindle_server.storage import Stores
+from bindle_server.threads import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ async def _copy_parcel(
         digest = hashlib.sha256()
         length = 0
         async for chunk in _counted(target.parcels.read(sha256), progress):
-            await anyio.to_thread.run_sync(digest.update, chunk)
+            await run_sync(digest.update, chunk)
             length += len(chunk)
         if digest.hexdigest() != sha256 or length != size:
             report.problems.append(

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 from typing import TypeVar
 
-import anyio
+from bindle_server.threads import run_sync
 
 T = TypeVar("T")
 
@@ -28,4 +28,4 @@ async def run_locked(
                 result.close()
             return result
 
-    return await anyio.to_thread.run_sync(locked)
+    return await run_sync(locked)

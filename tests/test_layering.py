@@ -17,21 +17,23 @@ ALLOWED = {
     "durable": set(),
     "logs": set(),
     "pgpool": set(),
-    "sqlitedb": set(),
-    "events": {"pgpool", "sqlitedb"},
-    "storage": {"model", "durable"},
-    "search": {"model", "pgpool", "sqlitedb"},
+    "sqlitedb": {"threads"},
+    "threads": set(),
+    "events": {"threads", "pgpool", "sqlitedb"},
+    "storage": {"threads", "model", "durable"},
+    "search": {"threads", "model", "pgpool", "sqlitedb"},
     "signing": {"model", "durable"},
-    "service": {"model", "storage", "search", "signing", "events"},
+    "service": {"threads", "model", "storage", "search", "signing", "events"},
     # The pull-through mirror: a BindleService that reads through to upstream servers.
-    "mirror": {"model", "storage", "search", "signing", "service", "events", "migrate"},
-    "fsck": {"model", "storage", "search", "service"},
+    "mirror": {"threads", "model", "storage", "search", "signing", "service", "events", "migrate"},
+    "fsck": {"threads", "model", "storage", "search", "service"},
     "backend": {"storage", "search"},
-    "migrate": {"model", "storage"},
-    "lifecycle": {"model", "storage", "search", "service", "events"},
+    "migrate": {"threads", "model", "storage"},
+    "lifecycle": {"threads", "model", "storage", "search", "service", "events"},
     "config": {"model", "logs"},
-    "auth": {"model", "durable"},
+    "auth": {"threads", "model", "durable"},
     "api": {
+        "threads",
         "events",
         "logs",
         "model",
@@ -48,6 +50,7 @@ ALLOWED = {
     },
     # The UI reuses the API's access checks and error answers (api.auth, api.errors).
     "web": {
+        "threads",
         "api",
         "auth",
         "config",
@@ -59,6 +62,7 @@ ALLOWED = {
     },
     "client": {"model", "signing", "durable"},
     "cli": {
+        "threads",
         "events",
         "model",
         "storage",
@@ -82,6 +86,7 @@ CLIENT_CLI_ALLOWED = {"client", "model", "signing", "errors"}
 # Third-party modules the pure layers must not touch.
 FORBIDDEN_EXTERNAL = {
     "durable": {"fastapi", "starlette", "uvicorn", "anyio", "httpx"},
+    "threads": {"fastapi", "starlette", "uvicorn", "httpx"},
     "logs": {"fastapi", "starlette", "uvicorn"},
     "events": {"fastapi", "starlette", "uvicorn"},
     "model": {"fastapi", "starlette", "uvicorn", "aiofiles", "anyio", "sqlite3"},

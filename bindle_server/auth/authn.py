@@ -16,13 +16,12 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
-import anyio
-
 from bindle_server.auth.htpasswd import Htpasswd
 from bindle_server.auth.identity import ANONYMOUS, Identity, token, user
 from bindle_server.auth.reloading import ReloadingFile
 from bindle_server.auth.tokens import TokenRegistry
 from bindle_server.errors import Unauthenticated
+from bindle_server.threads import run_sync
 
 REALM = "bindle"
 INVALID = "unauthorized: invalid credentials"
@@ -54,7 +53,7 @@ class TokenVerifier:
 
     async def verify(self, credential: str) -> Identity | None:
         if self.registry.refresh_due():
-            await anyio.to_thread.run_sync(self.registry.refresh)
+            await run_sync(self.registry.refresh)
         entry = self.registry.match(credential)
         return token(entry.name) if entry is not None else None
 
@@ -154,7 +153,7 @@ class Authenticator:
     async def _basic(self, credential: str) -> Identity:
         assert self.htpasswd is not None
         key = hashlib.sha256(credential.encode()).digest()
-        if self.htpasswd.refresh_due() and await anyio.to_thread.run_sync(self.htpasswd.refresh):
+        if self.htpasswd.refresh_due() and await run_sync(self.htpasswd.refresh):
             # A removed user or a changed password must not live on in the cache.
             self._cache.clear()
         cached = self._cache.get(key)
@@ -164,9 +163,7 @@ class Authenticator:
         if basic is None:
             raise self.refuse()
         # bcrypt takes tens of milliseconds by design: never on the event loop.
-        verified = await anyio.to_thread.run_sync(
-            self.htpasswd.value.verify, basic.user, basic.password
-        )
+        verified = await run_sync(self.htpasswd.value.verify, basic.user, basic.password)
         if not verified:
             raise self.refuse()
         identity = user(basic.user)

@@ -25,6 +25,7 @@ import jwt
 from bindle_server.auth.identity import Identity, IdentityKind
 from bindle_server.auth.tokens import TOKEN_PREFIX
 from bindle_server.errors import AuthProviderUnavailable, InvalidAuthConfig
+from bindle_server.threads import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class OidcVerifier:
         key = await self._key(kid)
         if key is None or key.kty != ALGORITHMS[alg] or (alg == "ES256" and key.crv != "P-256"):
             return None
-        claims = await anyio.to_thread.run_sync(self._decode, credential, key, alg)
+        claims = await run_sync(self._decode, credential, key, alg)
         if claims is None:
             return None
         identity = identity_from_claims(claims)
@@ -208,7 +209,7 @@ class OidcVerifier:
 
     async def _fetch_keys(self) -> dict[str, _Key]:
         jwks = await self._get_json((await self.discovery())["jwks_uri"])
-        return await anyio.to_thread.run_sync(_parse_jwks, jwks)
+        return await run_sync(_parse_jwks, jwks)
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         import httpx  # here: servers without OIDC never load it

@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import anyio
-
 from bindle_server.errors import StorageUnavailable
 from bindle_server.events.model import Action, Event, iso_time
 from bindle_server.events.sink import EventSink
+from bindle_server.threads import run_sync
 
 _FILE = re.compile(r"^audit-(\d{6,})\.jsonl$")
 # Lines parsed per worker-thread hop when reading.
@@ -203,7 +202,7 @@ class AuditFiles:
             # Every process flushes the file it leaves (after the next one exists, so no
             # line of its own comes later), in a worker thread: up to rotate_bytes of it
             # may still be in the page cache, too long a wait for the event loop.
-            await anyio.to_thread.run_sync(os.fsync, full)
+            await run_sync(os.fsync, full)
         except OSError as exc:
             raise _unavailable(path, exc) from exc
         finally:
@@ -228,9 +227,7 @@ class AuditFileReader:
 
     async def entries(self, query: AuditQuery) -> AsyncIterator[Event]:
         lines = self._scan(query)
-        while batch := await anyio.to_thread.run_sync(
-            lambda: list(itertools.islice(lines, _BATCH))
-        ):
+        while batch := await run_sync(lambda: list(itertools.islice(lines, _BATCH))):
             for event in batch:
                 yield event
 

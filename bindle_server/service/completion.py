@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import logging
 
-import anyio
-
 from bindle_server.errors import InvalidInvoice, SizeMismatch
 from bindle_server.events import Action, Event, EventSink
 from bindle_server.model import Invoice, Label, parse_invoice
 from bindle_server.search.index import Index
 from bindle_server.storage import InvoiceStore, ParcelStore, RecordKind
+from bindle_server.threads import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +94,7 @@ class Completion:
             return key
         try:
             # In a thread: an invoice of thousands of parcels takes a while to parse.
-            invoice = await anyio.to_thread.run_sync(parse_invoice, document)
+            invoice = await run_sync(parse_invoice, document)
         except InvalidInvoice:
             return key
         return str(invoice.bindle_id)

@@ -21,6 +21,7 @@ from bindle_server.model.tombstone import Tombstone, content_digest
 from bindle_server.search.index import Index
 from bindle_server.service.indexing import PARSE_IN_THREAD_BYTES, ParsedCache
 from bindle_server.storage import InvoiceStore, RecordKind
+from bindle_server.threads import run_sync
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -129,7 +130,7 @@ class StoredInvoices:
             if len(document) < PARSE_IN_THREAD_BYTES:
                 invoice = parse_invoice(document)
             else:
-                invoice = await anyio.to_thread.run_sync(parse_invoice, document)
+                invoice = await run_sync(parse_invoice, document)
         except InvalidInvoice as exc:
             log.error("stored invoice %s does not parse: %s", bindle_id, exc)
             raise StoredInvoiceDamaged(str(bindle_id)) from None

@@ -14,8 +14,6 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import anyio
-
 from bindle_server.errors import InvoiceYanked
 from bindle_server.model import BindleId, Invoice
 from bindle_server.model.codec import Format, dump_document, to_document
@@ -24,6 +22,7 @@ from bindle_server.search.index import Index
 from bindle_server.search.query import Query
 from bindle_server.service.indexing import SizedLru
 from bindle_server.storage import InvoiceStore
+from bindle_server.threads import run_sync
 
 # Per worker. An invoice of a few parcels renders to about 1 KiB, so this keeps thousands;
 # larger ones are left to ParsedCache, which spares them the parse.
@@ -67,7 +66,7 @@ async def sha256_hex(data: bytes) -> str:
     """The SHA-256 of `data` in hex; computed in a worker thread when `data` is large."""
     if len(data) <= _INLINE_HASH_BYTES:
         return hashlib.sha256(data).hexdigest()
-    return await anyio.to_thread.run_sync(lambda: hashlib.sha256(data).hexdigest())
+    return await run_sync(lambda: hashlib.sha256(data).hexdigest())
 
 
 class Rendering:

@@ -27,6 +27,7 @@ from bindle_server.model import is_sha256, layout
 from bindle_server.storage.atomic import TempFile, remove_file, sweep, write_file
 from bindle_server.storage.base import RecordKind, StoredObject
 from bindle_server.storage.changes import ChangeMark
+from bindle_server.threads import run_sync
 
 log = logging.getLogger(__name__)
 
@@ -54,30 +55,28 @@ class LocalParcelStore:
         return self._root / sha256 / layout.PARCEL_FILE
 
     async def exists(self, sha256: str) -> bool:
-        return await anyio.to_thread.run_sync(self._path(sha256).is_file)
+        return await run_sync(self._path(sha256).is_file)
 
     async def size(self, sha256: str) -> int | None:
         try:
-            stat = await anyio.to_thread.run_sync(os.stat, self._path(sha256))
+            stat = await run_sync(os.stat, self._path(sha256))
         except FileNotFoundError:
             return None
         return stat.st_size
 
     async def stored_sizes(self, digests: Iterable[str]) -> dict[str, int]:
         wanted = list(digests)
-        return await anyio.to_thread.run_sync(lambda: _stored_sizes(self._path, wanted))
+        return await run_sync(lambda: _stored_sizes(self._path, wanted))
 
     async def missing(self, digests: Iterable[str]) -> set[str]:
         wanted = list(digests)
-        return await anyio.to_thread.run_sync(
-            lambda: {sha for sha in wanted if not self._path(sha).is_file()}
-        )
+        return await run_sync(lambda: {sha for sha in wanted if not self._path(sha).is_file()})
 
     async def write(self, sha256: str, size: int, chunks: AsyncIterable[bytes]) -> bool:
         # Shielded: if the request were cancelled as the thread returns, the new temp file
         # would be left locked and unowned until the next restart.
         with anyio.CancelScope(shield=True):
-            temp = await anyio.to_thread.run_sync(TempFile, self._staging)
+            temp = await run_sync(TempFile, self._staging)
         pending: asyncio.Task[None] | None = None
         try:
             block: list[bytes | bytearray | memoryview] = []
@@ -92,22 +91,18 @@ class LocalParcelStore:
                 if block_size >= WRITE_BLOCK or len(block) >= WRITE_BLOCK_CHUNKS:
                     if pending is not None:
                         await pending
-                    pending = asyncio.create_task(
-                        anyio.to_thread.run_sync(temp.write_chunks, block)
-                    )
+                    pending = asyncio.create_task(run_sync(temp.write_chunks, block))
                     block, block_size = [], 0
             if pending is not None:
                 await pending
                 pending = None
             if block:
-                await anyio.to_thread.run_sync(temp.write_chunks, block)
+                await run_sync(temp.write_chunks, block)
             if received != size:
                 raise SizeMismatch(sha256, size, received)
             if temp.hexdigest() != sha256:
                 raise DigestMismatch(sha256, temp.hexdigest())
-            return await anyio.to_thread.run_sync(
-                lambda: temp.publish(self._path(sha256), replace=False)
-            )
+            return await run_sync(lambda: temp.publish(self._path(sha256), replace=False))
         finally:
             # Runs on success too (discard is idempotent), and must finish even when the
             # request is cancelled, or the temp file would stay locked until restart.
@@ -115,20 +110,20 @@ class LocalParcelStore:
                 if pending is not None:
                     with contextlib.suppress(Exception):
                         await pending
-                await anyio.to_thread.run_sync(temp.discard)
+                await run_sync(temp.discard)
 
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
         try:
-            reader = await anyio.to_thread.run_sync(_ParcelReader, self._path(sha256), start)
+            reader = await run_sync(_ParcelReader, self._path(sha256), start)
         except FileNotFoundError:
             raise ParcelNotFound(sha256) from None
         try:
             remaining = None if end is None else end - start
             while remaining is None or remaining > 0:
                 want = READ_CHUNK if remaining is None else min(READ_CHUNK, remaining)
-                chunk = await anyio.to_thread.run_sync(reader.read, want)
+                chunk = await run_sync(reader.read, want)
                 if not chunk:
                     break
                 if remaining is not None:
@@ -136,25 +131,23 @@ class LocalParcelStore:
                 yield chunk
         finally:
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(reader.close)
+                await run_sync(reader.close)
 
     async def digests(self) -> AsyncIterator[str]:
-        names = await anyio.to_thread.run_sync(_subdirectories, self._root)
+        names = await run_sync(_subdirectories, self._root)
         for name in names:
             if is_sha256(name):
                 yield name
 
     async def quarantine(self, sha256: str) -> None:
-        await anyio.to_thread.run_sync(self._quarantine, sha256)
+        await run_sync(self._quarantine, sha256)
 
     async def inventory(self) -> AsyncIterator[StoredObject]:
-        names = await anyio.to_thread.run_sync(_subdirectories, self._root)
+        names = await run_sync(_subdirectories, self._root)
         for start in range(0, len(names), _STAT_BATCH):
             batch = [name for name in names[start : start + _STAT_BATCH] if is_sha256(name)]
             named = [(name, self._path(name)) for name in batch]
-            entries = await anyio.to_thread.run_sync(
-                functools.partial(_stat_all, named, empty_parents=True)
-            )
+            entries = await run_sync(functools.partial(_stat_all, named, empty_parents=True))
             for entry in entries:
                 yield entry
 
@@ -167,7 +160,7 @@ class LocalParcelStore:
             for path in paths:
                 remove_file(path, remove_parent=True, durable=False)
 
-        await anyio.to_thread.run_sync(remove_all)
+        await run_sync(remove_all)
 
     def _quarantine(self, sha256: str) -> None:
         # Kept, not deleted, so an operator can look at what went wrong.
@@ -271,27 +264,27 @@ class LocalInvoiceStore:
         return self._records / kind.value / key
 
     async def create(self, key: str, document: bytes) -> bool:
-        return await anyio.to_thread.run_sync(
+        return await run_sync(
             lambda: write_file(self._staging, self._path(key), document, replace=False)
         )
 
     async def read(self, key: str) -> bytes | None:
         try:
             # One worker-thread hop (aiofiles takes three: open, read, close).
-            return await anyio.to_thread.run_sync(self._path(key).read_bytes)
+            return await run_sync(self._path(key).read_bytes)
         except FileNotFoundError:
             return None
 
     async def replace(self, key: str, document: bytes) -> None:
         try:
-            await anyio.to_thread.run_sync(
+            await run_sync(
                 lambda: write_file(self._staging, self._path(key), document, replace=True)
             )
         finally:  # even a failed fsync may leave the new file in place
             self._changed()
 
     async def scan(self) -> AsyncIterator[tuple[str, bytes]]:
-        keys = await anyio.to_thread.run_sync(self._keys)
+        keys = await run_sync(self._keys)
         for key in keys:
             document = await self.read(key)
             if document is not None:
@@ -302,7 +295,7 @@ class LocalInvoiceStore:
 
     async def delete(self, key: str) -> None:
         try:
-            await anyio.to_thread.run_sync(lambda: remove_file(self._path(key), remove_parent=True))
+            await run_sync(lambda: remove_file(self._path(key), remove_parent=True))
         finally:
             self._changed()
 
@@ -315,23 +308,21 @@ class LocalInvoiceStore:
 
     async def put_record(self, kind: RecordKind, key: str, data: bytes, *, replace: bool) -> bool:
         path = self._record_path(kind, key)
-        return await anyio.to_thread.run_sync(
-            lambda: write_file(self._staging, path, data, replace=replace)
-        )
+        return await run_sync(lambda: write_file(self._staging, path, data, replace=replace))
 
     async def read_record(self, kind: RecordKind, key: str) -> bytes | None:
         try:
-            return await anyio.to_thread.run_sync(self._record_path(kind, key).read_bytes)
+            return await run_sync(self._record_path(kind, key).read_bytes)
         except FileNotFoundError:
             return None
 
     async def delete_record(self, kind: RecordKind, key: str) -> None:
         path = self._record_path(kind, key)
-        await anyio.to_thread.run_sync(lambda: remove_file(path, remove_parent=False))
+        await run_sync(lambda: remove_file(path, remove_parent=False))
 
     async def records(self, kind: RecordKind) -> AsyncIterator[StoredObject]:
         directory = self._records / kind.value
-        entries = await anyio.to_thread.run_sync(_record_entries, directory)
+        entries = await run_sync(_record_entries, directory)
         for entry in entries:
             yield entry
 

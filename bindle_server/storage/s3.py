@@ -62,6 +62,7 @@ from bindle_server.storage.s3_bucket import (
     timestamp,
 )
 from bindle_server.storage.s3_invoices import S3InvoiceStore
+from bindle_server.threads import run_sync
 
 __all__ = ["INSTALL_HINT", "PART_SIZE", "S3Location", "S3ParcelStore", "S3Stores"]
 
@@ -154,12 +155,12 @@ class S3ParcelStore:
                     view = view[taken:]
                     # hashlib releases the GIL on large buffers: hash in a worker thread
                     # so the event loop goes on receiving.
-                    await anyio.to_thread.run_sync(digest.update, part)
+                    await run_sync(digest.update, part)
                     await upload.send_part(part)
                     del part[:]  # reused: its copy went to the upload
                 part += view
             if part:
-                await anyio.to_thread.run_sync(digest.update, part)
+                await run_sync(digest.update, part)
             if received != size:
                 raise SizeMismatch(sha256, size, received)
             if digest.hexdigest() != sha256:

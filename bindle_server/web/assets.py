@@ -14,12 +14,12 @@ from importlib import metadata, resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-import anyio
 from fastapi import APIRouter
 from starlette.exceptions import HTTPException
 from starlette.responses import FileResponse, Response
 
 from bindle_server import __version__
+from bindle_server.threads import run_sync
 
 ASSETS_PATH = "/docs/assets"
 _JS = "text/javascript; charset=utf-8"
@@ -78,5 +78,5 @@ async def docs_asset(name: str) -> Response:
     if isinstance(resource, Path):
         return FileResponse(resource, media_type=asset.media_type, headers=headers)
     # Installed in a zip: read it in a worker thread (the largest is 1.5 MB).
-    content = await anyio.to_thread.run_sync(resource.read_bytes)
+    content = await run_sync(resource.read_bytes)
     return Response(content, media_type=asset.media_type, headers=headers)

@@ -12,7 +12,6 @@ import zlib
 from collections.abc import AsyncIterator
 from urllib.parse import quote
 
-import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -24,6 +23,7 @@ from bindle_server.errors import InvalidBindleId
 from bindle_server.model import BindleId, check_sha256
 from bindle_server.search.query import parse_boolean
 from bindle_server.service.archive import open_archive
+from bindle_server.threads import run_sync
 
 # install_web marks these routes as the UI's, so their errors are HTML pages.
 router = APIRouter(include_in_schema=False)
@@ -96,7 +96,7 @@ async def gzip_stream(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
     compressor = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)
     async for chunk in chunks:
         if len(chunk) >= _THREAD_COMPRESS:
-            compressed = await anyio.to_thread.run_sync(compressor.compress, chunk)
+            compressed = await run_sync(compressor.compress, chunk)
         else:
             compressed = compressor.compress(chunk)
         if compressed:

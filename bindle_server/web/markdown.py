@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import anyio
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
@@ -19,6 +18,7 @@ from markupsafe import Markup, escape
 from bindle_server.errors import ParcelNotFound
 from bindle_server.model import BindleId, Label
 from bindle_server.service import BindleService
+from bindle_server.threads import run_sync
 
 # Enough for any real README; a bigger parcel is shown cut off, never read whole.
 MAX_README_BYTES = 256 * 1024
@@ -124,7 +124,7 @@ async def load_readme(service: BindleService, bindle_id: BindleId, label: Label)
         chunks = [chunk async for chunk in service.read_parcel(label.sha256, 0, end)]
         text = b"".join(chunks)[:MAX_README_BYTES].decode("utf-8", errors="replace")
         # Hundreds of KiB of markdown take a second to render: off the event loop.
-        html = await anyio.to_thread.run_sync(render_markdown if markdown else render_plain, text)
+        html = await run_sync(render_markdown if markdown else render_plain, text)
         cached = (html, stored.size > MAX_README_BYTES)
         _RENDERED.put(key, cached)
     html, truncated = cached

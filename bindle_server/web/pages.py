@@ -9,7 +9,6 @@ import re
 from pathlib import Path
 from urllib.parse import urlencode, urlsplit
 
-import anyio
 from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, Response
 
@@ -21,6 +20,7 @@ from bindle_server.errors import InvalidQuery, NotFound
 from bindle_server.model import BindleId, Invoice, check_name
 from bindle_server.search.query import MAX_LIMIT, Query
 from bindle_server.service import BindleService
+from bindle_server.threads import run_sync
 from bindle_server.web import actions
 from bindle_server.web.actions import Action
 from bindle_server.web.markdown import load_readme, readme_label
@@ -238,7 +238,7 @@ async def asset(file: str) -> Response:
     """A stylesheet or script of the UI, from the package (never a path outside it)."""
     match = _ASSET_NAME.fullmatch(file)
     path = STATIC / file
-    if match is None or not await anyio.to_thread.run_sync(path.is_file):
+    if match is None or not await run_sync(path.is_file):
         raise NotFound(f"no asset named {file}")
     return FileResponse(
         path,
