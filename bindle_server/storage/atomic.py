@@ -64,9 +64,19 @@ class TempFile:
         self.write_chunks([data])
 
     def write_chunks(self, chunks: list[bytes | bytearray | memoryview]) -> None:
-        """Hash and append chunks in order (one writev, so no joining copy is made)."""
+        """Hash and append chunks in order."""
+        self.hash_chunks(chunks)
+        self.append_chunks(chunks)
+
+    def hash_chunks(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+        """The hashing half of write_chunks: it may run in one thread while append_chunks
+        of the same chunks runs in another (both release the GIL), but never alongside
+        another hash_chunks."""
         for chunk in chunks:
             self._hash.update(chunk)
+
+    def append_chunks(self, chunks: list[bytes | bytearray | memoryview]) -> None:
+        """The writing half of write_chunks (one writev, so no joining copy is made)."""
         views = [memoryview(chunk) for chunk in chunks if len(chunk)]
         try:
             while views:
