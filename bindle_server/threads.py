@@ -59,17 +59,18 @@ async def run_sync(func: Callable[[Unpack[Ts]], T], *args: *Ts) -> T:
         return await asyncio.shield(future)
     except asyncio.CancelledError:
         if not work.cancel():  # it runs already; one not started yet never will
-            # Shielded, or anyio would deliver its cancel scope's cancellation again on
-            # every turn of the loop while the thread runs.
-            with anyio.CancelScope(shield=True):
-                await _settled(future)
+            await settled(future)
         raise
 
 
-async def _settled(future: asyncio.Future[T]) -> None:
-    """Wait until `future` is done, through a plain asyncio cancellation too."""
-    while not future.done():
-        try:
-            await asyncio.wait((future,))
-        except asyncio.CancelledError:
-            continue  # the caller is cancelled already and re-raises once this is done
+async def settled(future: asyncio.Future[T]) -> None:
+    """Wait until `future` is done, whatever cancels the caller meanwhile: for a caller
+    that is cancelled already and re-raises once the work it started is over."""
+    # Shielded, or anyio would deliver its cancel scope's cancellation again on every
+    # turn of the loop while the work runs.
+    with anyio.CancelScope(shield=True):
+        while not future.done():
+            try:
+                await asyncio.wait((future,))
+            except asyncio.CancelledError:
+                continue  # a plain asyncio cancellation

@@ -7,7 +7,6 @@ claim a write transaction, so two workers never take the same delivery.
 from __future__ import annotations
 
 import sqlite3
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import TypeVar
@@ -21,7 +20,7 @@ from bindle_server.events.outbox import (
     from_row,
 )
 from bindle_server.events.sqlite import SqliteJournal
-from bindle_server.sqlitedb import run_locked
+from bindle_server.sqlitedb import SharedConnection
 
 T = TypeVar("T")
 
@@ -31,10 +30,10 @@ class SqliteOutbox:
     for the lock that the requests' journal appends take, nor the other way round."""
 
     def __init__(self, location: str) -> None:
-        self._lock = threading.Lock()
         self._db = sqlite3.connect(
             location, check_same_thread=False, isolation_level=None, timeout=30.0
         )
+        self._connection = SharedConnection(self._db)
         # NORMAL (the journal file is in WAL mode): the outbox need not wait for the disk.
         # A power cut loses the last transactions whole, so a queueing goes with its
         # cursor move (and is queued again from the journal), and a lost outcome means
@@ -62,7 +61,7 @@ class SqliteOutbox:
         self._db.close()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await run_locked(self._lock, self._db, work)
+        return await self._connection.run(work)
 
     async def start(self, webhooks: Sequence[str], position: int) -> None:
         def work(db: sqlite3.Connection) -> None:

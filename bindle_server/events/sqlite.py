@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TypeVar
 
 from bindle_server.events.model import Event
-from bindle_server.sqlitedb import run_locked
+from bindle_server.sqlitedb import SharedConnection
 
 T = TypeVar("T")
 
@@ -29,11 +28,11 @@ class SqliteJournal:
     workers on the data directory read while one appends."""
 
     def __init__(self, location: str) -> None:
-        self._lock = threading.Lock()
         self.location = location
         self._db = sqlite3.connect(
             location, check_same_thread=False, isolation_level=None, timeout=30.0
         )
+        self._connection = SharedConnection(self._db)
         self._db.execute("PRAGMA journal_mode = WAL")
         # NORMAL: a commit survives a crash of the server (the WAL is written before the
         # answer), not a power cut, which may lose the last few events, as it may the
@@ -53,7 +52,7 @@ class SqliteJournal:
         return self._db
 
     async def run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await run_locked(self._lock, self._db, work)
+        return await self._connection.run(work)
 
     async def append(self, event: Event) -> Event:
         def work(db: sqlite3.Connection) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +28,7 @@ from bindle_server.search.sql import (
     upsert_sql,
 )
 from bindle_server.search.sqlite_schema import SCHEMA, SCHEMA_VERSION, TABLES
-from bindle_server.sqlitedb import run_locked
+from bindle_server.sqlitedb import SharedConnection
 
 T = TypeVar("T")
 
@@ -57,12 +56,12 @@ class SqliteIndex:
     """
 
     def __init__(self, location: str) -> None:
-        self._lock = threading.Lock()
         # Recorded on write marks, condemnations and leases: host:pid:start-time.
         self.owner = process_identity()
         self._db = sqlite3.connect(
             location, check_same_thread=False, isolation_level=None, timeout=30.0
         )
+        self._connection = SharedConnection(self._db)
         self._db.execute("PRAGMA journal_mode = WAL")
         # FULL: a pending mark must be on disk before the invoice write it protects.
         self._db.execute("PRAGMA synchronous = FULL")
@@ -88,7 +87,7 @@ class SqliteIndex:
             raise
 
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        return await run_locked(self._lock, self._db, work)
+        return await self._connection.run(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run `work` in one `BEGIN IMMEDIATE` transaction."""

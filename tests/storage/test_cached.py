@@ -1,0 +1,144 @@
+"""Small files read on the event loop only from the kernel's caches (storage/cached.py), and
+the local invoice store reading that way without a worker-thread hop."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import sys
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bindle_server import threads
+from bindle_server.storage import open_stores
+from bindle_server.storage.base import RecordKind
+from bindle_server.storage.cached import read_cached, usable
+
+DOCUMENT = b'bindleVersion = "1.0.0"\n' * 40
+
+
+def _kernel_at_least(major: int, minor: int) -> bool:
+    found = re.match(r"(\d+)\.(\d+)", platform.release())
+    return found is not None and (int(found[1]), int(found[2])) >= (major, minor)
+
+
+# RESOLVE_CACHED came with Linux 5.12; RWF_NOWAIT on buffered ext4 reads before that.
+pytestmark = pytest.mark.skipif(
+    sys.platform != "linux" or not _kernel_at_least(5, 12), reason="needs Linux 5.12"
+)
+
+
+def _written(path: Path, data: bytes) -> Path:
+    with path.open("wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    return path
+
+
+def _drop_cached_pages(path: Path) -> None:
+    """Evict the file's (clean, fsynced) pages from the page cache."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+    finally:
+        os.close(fd)
+
+
+def test_cached_reads_work_on_this_system() -> None:
+    assert usable()
+
+
+def test_a_file_just_written_is_read_from_the_cache(tmp_path: Path) -> None:
+    path = _written(tmp_path / "invoice.toml", DOCUMENT)
+    assert read_cached(path, 1024 * 1024) == DOCUMENT
+
+
+def test_an_empty_file_reads_as_no_bytes(tmp_path: Path) -> None:
+    assert read_cached(_written(tmp_path / "empty", b""), 1024) == b""
+
+
+def test_a_file_whose_pages_are_not_cached_is_left_to_a_thread(tmp_path: Path) -> None:
+    path = _written(tmp_path / "invoice.toml", DOCUMENT)
+    _drop_cached_pages(path)
+    assert read_cached(path, 1024 * 1024) is None  # reading would wait for the disk
+    assert path.read_bytes() == DOCUMENT  # a blocking read brings the pages back
+    assert read_cached(path, 1024 * 1024) == DOCUMENT
+
+
+def test_a_file_larger_than_the_limit_is_left_to_a_thread(tmp_path: Path) -> None:
+    path = _written(tmp_path / "invoice.toml", DOCUMENT)
+    assert read_cached(path, len(DOCUMENT) - 1) is None
+    assert read_cached(path, len(DOCUMENT)) == DOCUMENT
+
+
+def test_a_file_known_to_be_missing_raises_and_an_unknown_one_is_left_to_a_thread(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "never-written"
+    try:
+        first = read_cached(path, 1024)
+    except FileNotFoundError:
+        first = b"raised"
+    # Whether the kernel cached the first lookup's miss is up to it; a lookup that had to
+    # search the directory leaves that miss cached, and from then on the answer is known.
+    assert first in (None, b"raised")
+    assert not path.exists()
+    with pytest.raises(FileNotFoundError):
+        read_cached(path, 1024)
+
+
+class _CountingExecutor(ThreadPoolExecutor):
+    def __init__(self) -> None:
+        super().__init__(4)
+        self.submitted = 0
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[_CountingExecutor]:
+    """Counts this process's worker-thread hops (threads.run_sync)."""
+    executor = _CountingExecutor()
+    monkeypatch.setattr(threads, "_executor", executor)
+    yield executor
+    executor.shutdown()
+
+
+@pytest.mark.anyio
+async def test_the_invoice_store_reads_cached_invoices_without_a_thread(
+    data_dir: Path, hops: _CountingExecutor
+) -> None:
+    invoices = open_stores(str(data_dir)).invoices
+    assert await invoices.create("abc", DOCUMENT)
+    before = hops.submitted
+    assert await invoices.read("abc") == DOCUMENT
+    assert hops.submitted == before
+
+    _drop_cached_pages(data_dir / "invoices" / "abc" / "invoice.toml")
+    assert await invoices.read("abc") == DOCUMENT
+    assert hops.submitted == before + 1  # read in a worker thread, not on the loop
+
+
+@pytest.mark.anyio
+async def test_missing_invoices_and_records_read_as_none(
+    data_dir: Path, hops: _CountingExecutor
+) -> None:
+    invoices = open_stores(str(data_dir)).invoices
+    for _ in range(2):  # the second time, the kernel knows them to be missing
+        assert await invoices.read("nothing-here") is None
+        assert await invoices.read_record(RecordKind.TOMBSTONE, "nothing-here") is None
+    before = hops.submitted
+    assert await invoices.read("nothing-here") is None
+    assert await invoices.read_record(RecordKind.TOMBSTONE, "nothing-here") is None
+    assert hops.submitted == before
+
+    assert await invoices.put_record(RecordKind.TOMBSTONE, "gone", b"record", replace=False)
+    assert await invoices.read_record(RecordKind.TOMBSTONE, "gone") == b"record"
