@@ -53,6 +53,8 @@ def _load_syscall() -> Callable[..., int] | None:
 
 _syscall = _load_syscall()
 _HOW = _OpenHow(os.O_RDONLY | os.O_CLOEXEC | getattr(os, "O_NOATIME", 0), 0, _RESOLVE_CACHED)
+# For fstat only: an O_PATH descriptor reads nothing, so it needs no O_NOATIME.
+_HOW_PATH = _OpenHow(getattr(os, "O_PATH", 0) | os.O_CLOEXEC, 0, _RESOLVE_CACHED)
 _HOW_SIZE = ctypes.sizeof(_HOW)
 # Errors that say this system cannot do such reads at all: stop trying.
 _UNSUPPORTED = {errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM}
@@ -68,6 +70,36 @@ def _give_up() -> None:
     _syscall = None
 
 
+def _open_cached(path: Path, how: _OpenHow) -> int | None:
+    """A descriptor for `path` resolved from the dentry cache alone; None if that cannot
+    be done without IO (or at all here). FileNotFoundError if it is known not to exist."""
+    syscall = _syscall
+    if syscall is None:
+        return None
+    fd = syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), ctypes.byref(how), _HOW_SIZE)
+    if fd >= 0:
+        return fd
+    code = ctypes.get_errno()
+    if code == errno.ENOENT:
+        raise FileNotFoundError(code, os.strerror(code), str(path))
+    if code in _UNSUPPORTED and code != errno.EPERM:
+        _give_up()
+    # EAGAIN: not all cached. EPERM: O_NOATIME on a file owned by another user.
+    return None
+
+
+def stat_cached(path: Path) -> os.stat_result | None:
+    """The file's status from the kernel's caches; FileNotFoundError when they say there is
+    no such file, None when only IO could tell (stat it in a worker thread then)."""
+    fd = _open_cached(path, _HOW_PATH)
+    if fd is None:
+        return None
+    try:
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
+
+
 def read_cached(path: Path, limit: int) -> bytes | None:
     """The file's bytes, if it holds at most `limit` and the kernel has all of them cached.
 
@@ -75,17 +107,8 @@ def read_cached(path: Path, limit: int) -> bytes | None:
     file. None means: read it in a worker thread (the read would wait for the disk, the
     file is larger than `limit`, or this system cannot tell).
     """
-    syscall = _syscall
-    if syscall is None:
-        return None
-    fd = syscall(_SYS_OPENAT2, _AT_FDCWD, os.fsencode(path), ctypes.byref(_HOW), _HOW_SIZE)
-    if fd < 0:
-        code = ctypes.get_errno()
-        if code == errno.ENOENT:
-            raise FileNotFoundError(code, os.strerror(code), str(path))
-        if code in _UNSUPPORTED and code != errno.EPERM:
-            _give_up()
-        # EAGAIN: not all cached. EPERM: O_NOATIME on a file owned by another user.
+    fd = _open_cached(path, _HOW)
+    if fd is None:
         return None
     try:
         size = os.fstat(fd).st_size

@@ -16,8 +16,9 @@ import functools
 import logging
 import os
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
 from pathlib import Path
+from stat import S_ISREG
 
 import anyio
 
@@ -26,7 +27,7 @@ from bindle_server.errors import DigestMismatch, ParcelNotFound, SizeMismatch
 from bindle_server.model import is_sha256, layout
 from bindle_server.storage.atomic import TempFile, remove_file, sweep, write_file
 from bindle_server.storage.base import RecordKind, StoredObject
-from bindle_server.storage.cached import read_cached
+from bindle_server.storage.cached import read_cached, stat_cached
 from bindle_server.storage.changes import ChangeMark
 from bindle_server.threads import run_sync
 
@@ -45,6 +46,8 @@ CHANGE_MARK = "invoices.changes"
 # Invoice and record files up to this size are read on the event loop when the kernel
 # has them cached (storage/cached.py): copying them takes microseconds.
 _CACHED_READ_BYTES = 256 * 1024
+# Parcel files looked up on the event loop at most (a few microseconds each, when cached).
+_CACHED_LOOKUPS = 64
 
 
 class LocalParcelStore:
@@ -58,23 +61,36 @@ class LocalParcelStore:
     def _path(self, sha256: str) -> Path:
         return self._root / sha256 / layout.PARCEL_FILE
 
+    async def _stats(self, digests: list[str]) -> list[os.stat_result | None]:
+        """Each parcel file's status (None: there is none): from the kernel's caches on the
+        event loop when it has them all, else in one worker-thread hop."""
+        paths = [self._path(sha256) for sha256 in digests]
+        stats = _cached_stats(paths)
+        if stats is None:
+            stats = await run_sync(_stat_paths, paths)
+        return stats
+
     async def exists(self, sha256: str) -> bool:
-        return await run_sync(self._path(sha256).is_file)
+        (stat,) = await self._stats([sha256])
+        return stat is not None and S_ISREG(stat.st_mode)
 
     async def size(self, sha256: str) -> int | None:
-        try:
-            stat = await run_sync(os.stat, self._path(sha256))
-        except FileNotFoundError:
-            return None
-        return stat.st_size
+        (stat,) = await self._stats([sha256])
+        return None if stat is None else stat.st_size
 
     async def stored_sizes(self, digests: Iterable[str]) -> dict[str, int]:
         wanted = list(digests)
-        return await run_sync(lambda: _stored_sizes(self._path, wanted))
+        stats = await self._stats(wanted)
+        return {sha: stat.st_size for sha, stat in zip(wanted, stats, strict=True) if stat}
 
     async def missing(self, digests: Iterable[str]) -> set[str]:
         wanted = list(digests)
-        return await run_sync(lambda: {sha for sha in wanted if not self._path(sha).is_file()})
+        stats = await self._stats(wanted)
+        return {
+            sha
+            for sha, stat in zip(wanted, stats, strict=True)
+            if stat is None or not S_ISREG(stat.st_mode)
+        }
 
     async def write(self, sha256: str, size: int, chunks: AsyncIterable[bytes]) -> bool:
         # Shielded: if the request were cancelled as the thread returns, the new temp file
@@ -175,14 +191,31 @@ class LocalParcelStore:
         fsync_dir(self._quarantine_dir)
 
 
-def _stored_sizes(path_of: Callable[[str], Path], digests: list[str]) -> dict[str, int]:
-    sizes = {}
-    for sha256 in digests:
+def _stat_paths(paths: list[Path]) -> list[os.stat_result | None]:
+    found: list[os.stat_result | None] = []
+    for path in paths:
         try:
-            sizes[sha256] = os.stat(path_of(sha256)).st_size
+            found.append(os.stat(path))
         except FileNotFoundError:
+            found.append(None)
+    return found
+
+
+def _cached_stats(paths: list[Path]) -> list[os.stat_result | None] | None:
+    """_stat_paths from the kernel's caches alone; None when any path would need IO."""
+    if len(paths) > _CACHED_LOOKUPS:
+        return None
+    found: list[os.stat_result | None] = []
+    for path in paths:
+        try:
+            stat = stat_cached(path)
+        except FileNotFoundError:
+            found.append(None)
             continue
-    return sizes
+        if stat is None:
+            return None
+        found.append(stat)
+    return found
 
 
 # Parcels stat'ed per worker-thread hop when listing the store.

@@ -17,7 +17,8 @@ import pytest
 from bindle_server import threads
 from bindle_server.storage import open_stores
 from bindle_server.storage.base import RecordKind
-from bindle_server.storage.cached import read_cached, usable
+from bindle_server.storage.cached import read_cached, stat_cached, usable
+from tests.storage.contract import DATA, SHA, chunks_of
 
 DOCUMENT = b'bindleVersion = "1.0.0"\n' * 40
 
@@ -142,3 +143,43 @@ async def test_missing_invoices_and_records_read_as_none(
 
     assert await invoices.put_record(RecordKind.TOMBSTONE, "gone", b"record", replace=False)
     assert await invoices.read_record(RecordKind.TOMBSTONE, "gone") == b"record"
+
+
+def test_a_file_status_comes_from_the_cache(tmp_path: Path) -> None:
+    path = _written(tmp_path / "parcel.dat", DOCUMENT)
+    stat = stat_cached(path)
+    assert stat is not None and stat.st_size == len(DOCUMENT)
+    assert not (tmp_path / "other.dat").exists()
+    with pytest.raises(FileNotFoundError):
+        stat_cached(tmp_path / "other.dat")
+
+
+@pytest.mark.anyio
+async def test_the_parcel_store_looks_up_cached_parcels_without_a_thread(
+    data_dir: Path, hops: _CountingExecutor
+) -> None:
+    parcels = open_stores(str(data_dir)).parcels
+    assert await parcels.write(SHA, len(DATA), chunks_of(DATA))
+    absent = "0" * 64
+    assert await parcels.missing([absent]) == {absent}  # the kernel learns it is missing
+    before = hops.submitted
+    assert await parcels.exists(SHA)
+    assert await parcels.size(SHA) == len(DATA)
+    assert not await parcels.exists(absent)
+    assert await parcels.size(absent) is None
+    assert await parcels.stored_sizes([SHA, absent]) == {SHA: len(DATA)}
+    assert await parcels.missing([SHA, absent]) == {absent}
+    assert hops.submitted == before
+
+
+@pytest.mark.anyio
+async def test_many_parcels_are_looked_up_in_one_thread_hop(
+    data_dir: Path, hops: _CountingExecutor
+) -> None:
+    parcels = open_stores(str(data_dir)).parcels
+    assert await parcels.write(SHA, len(DATA), chunks_of(DATA))
+    absent = [f"{n:064x}" for n in range(100)]
+    before = hops.submitted
+    assert await parcels.stored_sizes([SHA, *absent]) == {SHA: len(DATA)}
+    assert await parcels.missing([SHA, *absent]) == set(absent)
+    assert hops.submitted == before + 2
