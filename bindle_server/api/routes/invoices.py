@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from bindle_server.api import caching
-from bindle_server.api.auth import AccessDep
+from bindle_server.api.auth import Access, AccessDep, get_access
 from bindle_server.api.body import read_body
 from bindle_server.api.deps import ServiceDep, SettingsDep
 from bindle_server.api.errors import error_response
@@ -18,6 +19,7 @@ from bindle_server.auth import Verb
 from bindle_server.errors import PurgeDisabled
 from bindle_server.model import BindleId, Format, to_document
 from bindle_server.search.query import parse_boolean
+from bindle_server.service import BindleService
 
 router = APIRouter()
 
@@ -80,6 +82,30 @@ async def get_invoice_or_parcel(
     path: str, request: Request, service: ServiceDep, access: AccessDep
 ) -> Response:
     """An invoice (`?yanked=true` to read a yanked one), or a parcel's bytes through it."""
+    return await _read(path, request, service, access)
+
+
+async def _read_without_dependencies(request: Request) -> Response:
+    """get_invoice_or_parcel, served ahead of it (see read_route)."""
+    service: BindleService = request.app.state.service
+    return await _read(request.path_params["path"], request, service, await get_access(request))
+
+
+def read_route(prefix: str) -> Route:
+    """GET and HEAD of `/_i/{path}` as a plain Starlette route, to be matched before the
+    FastAPI one. FastAPI's per-request dependency solving cost a fifth of the CPU of an
+    invoice GET served from memory (py-spy), for two arguments that need none. The FastAPI
+    route stays declared: the OpenAPI document describes it, and this route answers
+    exactly as it does (the same function, the same authentication)."""
+    return Route(
+        f"{prefix}/_i/{{path:path}}",
+        _read_without_dependencies,
+        methods=["GET", "HEAD"],
+        include_in_schema=False,
+    )
+
+
+async def _read(path: str, request: Request, service: BindleService, access: Access) -> Response:
     target = parse_target(path)
     # A parcel is read through its invoice, so the invoice's name decides (HEAD too).
     access.require(Verb.READ, target.bindle_id.name)

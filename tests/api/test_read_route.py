@@ -1,0 +1,73 @@
+"""Invoice and parcel reads are served by a plain Starlette route ahead of the FastAPI one
+(api/routes/invoices.read_route), without FastAPI's per-request dependency solving; the
+OpenAPI document still describes them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import fastapi.routing
+import pytest
+from fastapi.testclient import TestClient
+
+from bindle_server.api.app import create_app
+from bindle_server.config import Settings
+
+INVOICE = b"""bindleVersion = "1.0.0"
+
+[bindle]
+name = "example.com/fast"
+version = "1.0.0"
+"""
+
+
+@pytest.fixture
+def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths of the requests FastAPI solved dependencies for."""
+    seen: list[str] = []
+    original = fastapi.routing.solve_dependencies
+
+    async def counting(*args: Any, **kwargs: Any) -> Any:
+        seen.append(kwargs["request"].url.path)
+        return await original(*args, **kwargs)
+
+    monkeypatch.setattr(fastapi.routing, "solve_dependencies", counting)
+    return seen
+
+
+@pytest.fixture
+def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
+    with TestClient(create_app(settings_factory()), base_url="http://testserver/v1") as api:
+        yield api
+
+
+def test_reads_skip_fastapis_dependency_solving(client: TestClient, solved: list[str]) -> None:
+    created = client.post("/_i", content=INVOICE, headers={"Content-Type": "application/toml"})
+    assert created.status_code == 201
+    assert solved == ["/v1/_i"]  # FastAPI's routes still solve theirs
+
+    path = "/_i/example.com/fast/1.0.0"
+    answered = client.get(path)
+    assert answered.status_code == 200
+    assert b'name = "example.com/fast"' in answered.content
+    assert client.head(path).status_code == 200
+    etag = answered.headers["ETag"]
+    assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
+    assert client.get("/_i/example.com/fast/9.9.9").status_code == 404
+    assert solved == ["/v1/_i"]
+
+
+def test_other_methods_on_the_same_path_reach_the_fastapi_routes(client: TestClient) -> None:
+    created = client.post("/_i", content=INVOICE, headers={"Content-Type": "application/toml"})
+    assert created.status_code == 201
+    yanked = client.delete("/_i/example.com/fast/1.0.0")
+    assert yanked.status_code == 200
+    assert client.get("/_i/example.com/fast/1.0.0").status_code == 403
+    assert client.get("/_i/example.com/fast/1.0.0?yanked=true").status_code == 200
+
+
+def test_the_openapi_document_still_describes_reads(client: TestClient) -> None:
+    document = client.get("http://testserver/openapi.json").json()
+    operations = document["paths"]["/v1/_i/{path}"]
+    assert {"get", "head", "post", "delete"} <= set(operations)
