@@ -26,7 +26,7 @@ version = "1.0.0"
 def solved(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The paths of the requests FastAPI solved dependencies for."""
     seen: list[str] = []
-    original = fastapi.routing.solve_dependencies
+    original = fastapi.routing.solve_dependencies  # type: ignore[attr-defined]
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         seen.append(kwargs["request"].url.path)
