@@ -110,6 +110,11 @@ class Settings(BaseSettings):
             "the request (also sent back as X-Request-ID)",
         )
     )
+    access_log: Annotated[bool, CommandLine()] = Field(
+        default=True,
+        description="Log one line per request (at info); the server's own lines and errors "
+        "are logged either way. Off behind a proxy that keeps its own access log",
+    )
 
     signing_keys: Annotated[
         Path | None,

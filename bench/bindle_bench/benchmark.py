@@ -41,6 +41,8 @@ def make_server(args: argparse.Namespace, workdir: Path, backend: Backend) -> Se
     extra: tuple[str, ...] = ()
     if args.server_log_level:
         extra += ("--log-level", args.server_log_level)
+    if not args.server_access_log:
+        extra += ("--no-access-log",)
     if args.workers:
         extra += ("--workers", str(args.workers))
     return Server(

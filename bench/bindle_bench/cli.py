@@ -181,6 +181,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     add("--keep", action="store_true", help="keep the work directory (data and server log)")
     add("--server-log-level", help="pass --log-level to the server (default: its own)")
+    add(
+        "--server-access-log",
+        action="store_true",
+        help="leave the server's access log on (default: --no-access-log, the one change "
+        "to its defaults that issue 16's targets allow; docker-registry runs without one)",
+    )
     add("--start-timeout", type=float, default=60.0, help="seconds to wait for /healthz")
     add(
         "--transfer-timeout",

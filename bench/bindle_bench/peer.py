@@ -58,8 +58,8 @@ PEER_NOTES: Final = (
     "counts the pages a forked worker shares with its supervisor once per process); PSS "
     "(/proc/PID/smaps_rollup, summed over the same processes) counts shared pages once, "
     "and is read once, after the last round. This server runs "
-    "with the run's settings: its default log level (info: one access log line per "
-    "request) unless --server-log-level says otherwise, --workers if given."
+    "with the run's settings: its default log level (info) unless --server-log-level says "
+    "otherwise, without its access log unless --server-access-log, --workers if given."
 )
 
 

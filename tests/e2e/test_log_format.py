@@ -37,3 +37,22 @@ def test_text_logs_stay_the_default(live_server: ServerProcess) -> None:
     assert httpx.get(f"{live_server.url}/_q").headers["x-request-id"]
     first = live_server.log().splitlines()[0]
     assert not first.startswith("{")
+
+
+def test_no_access_log_keeps_the_servers_own_lines(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    server = server_factory(None, "--log-format", "json", "--no-access-log")
+    invoice = b'bindleVersion = "1.0.0"\n[bindle]\nname = "example.com/quiet"\nversion = "1.0.0"\n'
+    created = httpx.post(
+        f"{server.url}/_i", content=invoice, headers={"Content-Type": "application/toml"}
+    )
+    assert created.status_code == 201
+    assert httpx.get(f"{server.url}/_i/example.com/quiet/1.0.0").status_code == 200
+
+    lines = [json.loads(line) for line in server.log().splitlines() if line.strip()]
+    loggers = {entry["logger"] for entry in lines}
+    assert "uvicorn.access" not in loggers
+    messages = [entry["message"] for entry in lines]
+    assert any("stored invoice example.com/quiet/1.0.0" in message for message in messages)
+    assert any("listening on" in message for message in messages)

@@ -52,6 +52,7 @@ def run_server(settings: Settings) -> None:
     options: dict[str, Any] = {
         "log_config": None,
         "log_level": settings.log_level,
+        "access_log": settings.access_log,
         "server_header": False,
         # Outlast the clients' own idle timeouts (httpx keeps a connection 5 s, reqwest
         # 90 s): with equal timeouts a client may reuse a connection at the moment the
