@@ -1,5 +1,5 @@
-"""Invoice and parcel reads are served by a plain Starlette route ahead of the FastAPI one
-(api/routes/invoices.read_route), without FastAPI's per-request dependency solving; the
+"""Invoice creates and reads are served by plain Starlette routes ahead of the FastAPI ones
+(api/routes/invoices.hot_routes), without FastAPI's per-request dependency solving; the
 OpenAPI document still describes them."""
 
 from __future__ import annotations
@@ -42,10 +42,18 @@ def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
         yield api
 
 
-def test_reads_skip_fastapis_dependency_solving(client: TestClient, solved: list[str]) -> None:
+def test_creates_and_reads_skip_fastapis_dependency_solving(
+    client: TestClient, solved: list[str]
+) -> None:
+    assert client.get("/_q").status_code == 200
+    assert solved == ["/v1/_q"]  # FastAPI's routes still solve theirs
+
     created = client.post("/_i", content=INVOICE, headers={"Content-Type": "application/toml"})
     assert created.status_code == 201
-    assert solved == ["/v1/_i"]  # FastAPI's routes still solve theirs
+    assert b'name = "example.com/fast"' in created.content
+    refused = client.post("/_i", content=b"not toml", headers={"Content-Type": "application/toml"})
+    assert refused.status_code == 400
+    assert refused.content.startswith(b"error = ")
 
     path = "/_i/example.com/fast/1.0.0"
     answered = client.get(path)
@@ -55,7 +63,7 @@ def test_reads_skip_fastapis_dependency_solving(client: TestClient, solved: list
     etag = answered.headers["ETag"]
     assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
     assert client.get("/_i/example.com/fast/9.9.9").status_code == 404
-    assert solved == ["/v1/_i"]
+    assert solved == ["/v1/_q"]
 
 
 def test_other_methods_on_the_same_path_reach_the_fastapi_routes(client: TestClient) -> None:
