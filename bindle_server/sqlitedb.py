@@ -26,11 +26,17 @@ BATCH_LIMIT = 256
 
 
 class _Use(Generic[T]):
-    __slots__ = ("future", "work")
+    __slots__ = ("future", "work", "writes")
 
-    def __init__(self, work: Callable[[sqlite3.Connection], T], loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        loop: asyncio.AbstractEventLoop,
+        writes: bool,
+    ) -> None:
         self.work = work
         self.future: asyncio.Future[T] = loop.create_future()
+        self.writes = writes
 
 
 class _Queue:
@@ -60,11 +66,22 @@ class SharedConnection:
         """`work(db)` in a worker thread, alone on the connection; a cursor it returns is
         closed. A caller cancelled before its work started drops it; one cancelled while
         it runs waits for it, as threads.run_sync does."""
+        return await self._queued(work, writes=False)
+
+    async def write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work(db)` as `run` does, inside a `BEGIN IMMEDIATE` transaction that is
+        committed before this returns. Writes queued together share one transaction (a
+        group commit: one lock of the database file and one flush to disk for all), each
+        in a savepoint of its own, so one that raises leaves no trace and spoils no other.
+        `work` must not begin or end transactions itself."""
+        return await self._queued(work, writes=True)
+
+    async def _queued(self, work: Callable[[sqlite3.Connection], T], writes: bool) -> T:
         loop = asyncio.get_running_loop()
         queue = self._queues.get(loop)
         if queue is None:
             queue = self._queues.setdefault(loop, _Queue())
-        use = _Use(work, loop)
+        use = _Use(work, loop, writes)
         queue.uses.append(use)
         if queue.drainer is None:
             # Kept: the loop holds only a weak reference to its tasks.
@@ -100,18 +117,66 @@ class SharedConnection:
                     use.future.cancel()
             queue.uses = []
 
-    def _run_batch(self, batch: list[_Use[Any]]) -> list[tuple[bool, Any]]:
-        outcomes: list[tuple[bool, Any]] = []
+    def _run_batch(self, batch: list[_Use[Any]]) -> list[_Outcome]:
+        outcomes: list[_Outcome] = []
         with self.lock:
-            for use in batch:
-                try:
-                    result = use.work(self.db)
-                    if isinstance(result, sqlite3.Cursor):
-                        # Closed here, under the lock: a cursor finalised later, in another
-                        # thread, resets its statement while this connection runs it again
-                        # for someone else (sqlite3.InterfaceError, "API misuse").
-                        result.close()
-                    outcomes.append((True, result))
-                except Exception as exc:  # the caller's to handle
-                    outcomes.append((False, exc))
+            start = 0
+            while start < len(batch):
+                end = start + 1
+                if batch[start].writes:
+                    while end < len(batch) and batch[end].writes:
+                        end += 1
+                    outcomes += self._transaction(batch[start:end])
+                else:
+                    outcomes.append(self._use(batch[start]))
+                start = end
         return outcomes
+
+    def _use(self, use: _Use[Any]) -> _Outcome:
+        try:
+            result = use.work(self.db)
+        except Exception as exc:  # the caller's to handle
+            return (False, exc)
+        if isinstance(result, sqlite3.Cursor):
+            # Closed here, under the lock: a cursor finalised later, in another thread,
+            # resets its statement while this connection runs it again for someone else
+            # (sqlite3.InterfaceError, "API misuse").
+            result.close()
+        return (True, result)
+
+    def _transaction(self, uses: list[_Use[Any]]) -> list[_Outcome]:
+        """The writes `uses` in one transaction, each in a savepoint."""
+        db = self.db
+        try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:  # busy for longer than the timeout, or worse
+            return [(False, exc)] * len(uses)
+        outcomes: list[_Outcome] = []
+        for done, use in enumerate(uses):
+            db.execute("SAVEPOINT bindle_use")
+            outcome = self._use(use)
+            if not db.in_transaction:
+                # An error (a full disk, I/O) made SQLite roll the whole transaction back:
+                # the writes before this one are undone too. The rest go in a new one.
+                failure = (False, outcome[1] if not outcome[0] else _rolled_back())
+                return [failure] * (done + 1) + self._transaction(uses[done + 1 :])
+            if outcome[0]:
+                db.execute("RELEASE bindle_use")
+            else:
+                db.execute("ROLLBACK TO bindle_use")
+                db.execute("RELEASE bindle_use")
+            outcomes.append(outcome)
+        try:
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            return [(False, exc)] * len(uses)  # nothing of it was written
+        return outcomes
+
+
+_Outcome = tuple[bool, Any]
+
+
+def _rolled_back() -> sqlite3.OperationalError:
+    return sqlite3.OperationalError("the transaction was rolled back by a later write's error")

@@ -146,3 +146,76 @@ async def test_event_loops_in_two_threads_share_the_connection(shared: SharedCon
     assert mine == [n * 10 for n in range(50)]
     assert theirs == [n * 10 for n in range(50, 100)]
     assert await shared.run(lambda db: db.execute("SELECT count(*) FROM t").fetchone()[0]) == 100
+
+
+def _plain_insert(n: int) -> Callable[[sqlite3.Connection], int]:
+    def work(db: sqlite3.Connection) -> int:
+        db.execute("INSERT INTO t (n) VALUES (?)", (n,))
+        return n
+
+    return work
+
+
+def _count_elsewhere(tmp_path: Path) -> int:
+    """Rows as another connection sees them: what is committed."""
+    other = sqlite3.connect(tmp_path / "t.db")
+    try:
+        return int(other.execute("SELECT count(*) FROM t").fetchone()[0])
+    finally:
+        other.close()
+
+
+async def test_writes_queued_together_commit_in_one_transaction(
+    shared: SharedConnection, tmp_path: Path
+) -> None:
+    statements: list[str] = []
+    shared.db.set_trace_callback(statements.append)
+    results = await asyncio.gather(*(shared.write(_plain_insert(n)) for n in range(100)))
+    assert results == list(range(100))
+    begins = [s for s in statements if s.startswith("BEGIN IMMEDIATE")]
+    commits = [s for s in statements if s == "COMMIT"]
+    assert 1 <= len(begins) < 10 and len(commits) == len(begins)
+    assert _count_elsewhere(tmp_path) == 100
+
+
+async def test_a_failing_write_leaves_no_trace_and_spoils_no_other(
+    shared: SharedConnection, tmp_path: Path
+) -> None:
+    def insert_then_fail(db: sqlite3.Connection) -> None:
+        db.execute("INSERT INTO t (n) VALUES (50)")
+        db.execute("INSERT INTO t (n) VALUES (1)")  # taken by the first write: it raises
+
+    outcomes = await asyncio.gather(
+        shared.write(_plain_insert(1)),
+        shared.write(insert_then_fail),
+        shared.write(_plain_insert(2)),
+        return_exceptions=True,
+    )
+    assert outcomes[0] == 1 and outcomes[2] == 2
+    assert isinstance(outcomes[1], sqlite3.IntegrityError)
+    rows = await shared.run(lambda db: db.execute("SELECT n FROM t ORDER BY n").fetchall())
+    assert rows == [(1,), (2,)]  # not 50: the failed write's first insert was undone
+    assert _count_elsewhere(tmp_path) == 2
+
+
+async def test_writes_after_a_rolled_back_transaction_go_in_a_new_one(
+    shared: SharedConnection, tmp_path: Path
+) -> None:
+    def abort(db: sqlite3.Connection) -> None:
+        # What SQLite does by itself on some errors (a full disk, I/O): the whole
+        # transaction is gone.
+        db.execute("ROLLBACK")
+        raise sqlite3.OperationalError("disk I/O error")
+
+    outcomes = await asyncio.gather(
+        shared.write(_plain_insert(1)),
+        shared.write(abort),
+        shared.write(_plain_insert(2)),
+        return_exceptions=True,
+    )
+    assert isinstance(outcomes[0], sqlite3.OperationalError)  # undone with the transaction
+    assert isinstance(outcomes[1], sqlite3.OperationalError)
+    assert outcomes[2] == 2
+    rows = await shared.run(lambda db: db.execute("SELECT n FROM t ORDER BY n").fetchall())
+    assert rows == [(2,)]
+    assert _count_elsewhere(tmp_path) == 1

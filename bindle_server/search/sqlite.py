@@ -90,18 +90,13 @@ class SqliteIndex:
         return await self._connection.run(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `work` in one `BEGIN IMMEDIATE` transaction."""
-
-        def transaction(db: sqlite3.Connection) -> T:
-            with db:
-                db.execute("BEGIN IMMEDIATE")
-                return work(db)
-
-        return await self._run(transaction)
+        """Run `work` in a `BEGIN IMMEDIATE` transaction, committed on return (shared with
+        the writes queued alongside it: SharedConnection.write)."""
+        return await self._connection.write(work)
 
     async def begin(self, key: str) -> str:
         token = uuid.uuid4().hex
-        await self._run(
+        await self._write(
             lambda db: db.execute(
                 "INSERT INTO pending (token, key, since, owner) VALUES (?, ?, ?, ?)",
                 (token, key, time.time(), self.owner),
@@ -120,7 +115,7 @@ class SqliteIndex:
         return tokens
 
     async def end(self, token: str) -> None:
-        await self._run(lambda db: db.execute("DELETE FROM pending WHERE token = ?", (token,)))
+        await self._write(lambda db: db.execute("DELETE FROM pending WHERE token = ?", (token,)))
 
     async def put(self, entry: IndexEntry, token: str | None = None) -> set[str]:
         def work(db: sqlite3.Connection) -> set[str]:

@@ -79,3 +79,13 @@ def test_the_openapi_document_still_describes_reads(client: TestClient) -> None:
     document = client.get("http://testserver/openapi.json").json()
     operations = document["paths"]["/v1/_i/{path}"]
     assert {"get", "head", "post", "delete"} <= set(operations)
+
+
+def test_request_metrics_name_the_routes_templates(client: TestClient) -> None:
+    created = client.post("/_i", content=INVOICE, headers={"Content-Type": "application/toml"})
+    assert created.status_code == 201
+    assert client.get("/_i/example.com/fast/1.0.0").status_code == 200
+    exposed = client.get("http://testserver/metrics").text
+    requests = [line for line in exposed.splitlines() if line.startswith("bindle_http_requests")]
+    assert any('route="/v1/_i"' in line and 'method="POST"' in line for line in requests)
+    assert any('route="/v1/_i/{path:path}"' in line and 'method="GET"' in line for line in requests)

@@ -6,7 +6,8 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Match, Route
+from starlette.types import Scope
 
 from bindle_server.api import caching
 from bindle_server.api.auth import Access, AccessDep, get_access
@@ -111,6 +112,17 @@ async def _read_path(
     return await _read(request, service, access, request.path_params["path"])
 
 
+class _HotRoute(Route):
+    """A Starlette route that names itself in the scope, as FastAPI's do: request metrics
+    label requests by the template of the route that answered them."""
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        match, child_scope = super().matches(scope)
+        if match is not Match.NONE:
+            child_scope["route"] = self
+        return match, child_scope
+
+
 def hot_routes(prefix: str) -> list[Route]:
     """Invoice creates and reads as plain Starlette routes, to be matched before the
     FastAPI ones. FastAPI's per-request dependency solving cost a fifth of the CPU of an
@@ -118,13 +130,13 @@ def hot_routes(prefix: str) -> list[Route]:
     that need none. The FastAPI routes stay declared: the OpenAPI document describes them,
     and these answer exactly as they do (the same functions, the same authentication)."""
     return [
-        Route(
+        _HotRoute(
             f"{prefix}/_i",
             _without_dependencies(_create),
             methods=["POST"],
             include_in_schema=False,
         ),
-        Route(
+        _HotRoute(
             f"{prefix}/_i/{{path:path}}",
             _without_dependencies(_read_path),
             methods=["GET", "HEAD"],
