@@ -11,9 +11,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from bindle_server import threads
 from bindle_server.api.app import create_app
 from bindle_server.config import Settings
 from tests import postgres, rgw
+from tests.hops import CountingExecutor
 from tests.servers import ServerProcess, start_server
 
 # Read at import: `_clean_environment` removes BINDLE_* variables before fixtures run.
@@ -162,3 +164,12 @@ def backend(request: pytest.FixtureRequest) -> dict[str, str]:
         "storage": request.getfixturevalue("s3_url"),
         "index": request.getfixturevalue("postgres_url"),
     }
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[CountingExecutor]:
+    """Counts this process's worker-thread hops (threads.run_sync)."""
+    executor = CountingExecutor()
+    monkeypatch.setattr(threads, "_executor", executor)
+    yield executor
+    executor.shutdown()

@@ -7,37 +7,17 @@ import asyncio
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import anyio
 import pytest
 
-from bindle_server import threads
 from bindle_server.sqlitedb import SharedConnection
+from tests.hops import CountingExecutor
 
 pytestmark = pytest.mark.anyio
 
 WAIT = 10.0
-
-
-class _CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(8)
-        self.submitted = 0
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[_CountingExecutor]:
-    executor = _CountingExecutor()
-    monkeypatch.setattr(threads, "_executor", executor)
-    yield executor
-    executor.shutdown()
 
 
 @pytest.fixture
@@ -58,7 +38,7 @@ def _insert(n: int) -> Callable[[sqlite3.Connection], int]:
 
 
 async def test_uses_queued_together_share_hops_and_each_gets_its_result(
-    shared: SharedConnection, hops: _CountingExecutor
+    shared: SharedConnection, hops: CountingExecutor
 ) -> None:
     results = await asyncio.gather(*(shared.run(_insert(n)) for n in range(100)))
     assert results == [n * 10 for n in range(100)]

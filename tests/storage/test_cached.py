@@ -7,17 +7,14 @@ import os
 import platform
 import re
 import sys
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from bindle_server import threads
 from bindle_server.storage import open_stores
 from bindle_server.storage.base import RecordKind
 from bindle_server.storage.cached import read_cached, stat_cached, usable
+from tests.hops import CountingExecutor
 from tests.storage.contract import DATA, SHA, chunks_of
 
 DOCUMENT = b'bindleVersion = "1.0.0"\n' * 40
@@ -94,28 +91,9 @@ def test_a_file_known_to_be_missing_raises_and_an_unknown_one_is_left_to_a_threa
         read_cached(path, 1024)
 
 
-class _CountingExecutor(ThreadPoolExecutor):
-    def __init__(self) -> None:
-        super().__init__(4)
-        self.submitted = 0
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        self.submitted += 1
-        return super().submit(fn, *args, **kwargs)
-
-
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> Iterator[_CountingExecutor]:
-    """Counts this process's worker-thread hops (threads.run_sync)."""
-    executor = _CountingExecutor()
-    monkeypatch.setattr(threads, "_executor", executor)
-    yield executor
-    executor.shutdown()
-
-
 @pytest.mark.anyio
 async def test_the_invoice_store_reads_cached_invoices_without_a_thread(
-    data_dir: Path, hops: _CountingExecutor
+    data_dir: Path, hops: CountingExecutor
 ) -> None:
     invoices = open_stores(str(data_dir)).invoices
     assert await invoices.create("abc", DOCUMENT)
@@ -130,7 +108,7 @@ async def test_the_invoice_store_reads_cached_invoices_without_a_thread(
 
 @pytest.mark.anyio
 async def test_missing_invoices_and_records_read_as_none(
-    data_dir: Path, hops: _CountingExecutor
+    data_dir: Path, hops: CountingExecutor
 ) -> None:
     invoices = open_stores(str(data_dir)).invoices
     for _ in range(2):  # the second time, the kernel knows them to be missing
@@ -156,7 +134,7 @@ def test_a_file_status_comes_from_the_cache(tmp_path: Path) -> None:
 
 @pytest.mark.anyio
 async def test_the_parcel_store_looks_up_cached_parcels_without_a_thread(
-    data_dir: Path, hops: _CountingExecutor
+    data_dir: Path, hops: CountingExecutor
 ) -> None:
     parcels = open_stores(str(data_dir)).parcels
     assert await parcels.write(SHA, len(DATA), chunks_of(DATA))
@@ -174,7 +152,7 @@ async def test_the_parcel_store_looks_up_cached_parcels_without_a_thread(
 
 @pytest.mark.anyio
 async def test_many_parcels_are_looked_up_in_one_thread_hop(
-    data_dir: Path, hops: _CountingExecutor
+    data_dir: Path, hops: CountingExecutor
 ) -> None:
     parcels = open_stores(str(data_dir)).parcels
     assert await parcels.write(SHA, len(DATA), chunks_of(DATA))
