@@ -430,8 +430,16 @@ def _live_condemned(db: sqlite3.Connection, digests: list[str]) -> set[str]:
 
 def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
     statements = build_query(query, SQLITE)
-    total = int(db.execute(statements.count, statements.count_args).fetchone()[0])
-    documents: list[str] = []
-    if statements.page is not None and query.offset < total:
-        documents = [row[0] for row in db.execute(statements.page, statements.page_args)]
-    return QueryPage(total=total, documents=documents)
+    if statements.page is None:
+        return QueryPage(total=_count(db, statements.count, statements.count_args), documents=[])
+    # The page first: a page that is not full and not empty, or the first page when it is
+    # not full, says how many match without counting them. Counting scans every candidate
+    # row, as a page with few matches does too: a query of one match scanned twice.
+    documents = [row[0] for row in db.execute(statements.page, statements.page_args)]
+    if len(documents) < query.limit and (documents or query.offset == 0):
+        return QueryPage(total=query.offset + len(documents), documents=documents)
+    return QueryPage(total=_count(db, statements.count, statements.count_args), documents=documents)
+
+
+def _count(db: sqlite3.Connection, sql: str, args: Sequence[str | int]) -> int:
+    return int(db.execute(sql, args).fetchone()[0])

@@ -121,6 +121,25 @@ def test_paging_reports_total_and_more(catalogue: TestClient) -> None:
     assert beyond["more"] is False
 
 
+@pytest.mark.parametrize(
+    ("params", "shown"),
+    [
+        ({"q": "cli/tool"}, 2),  # a first page that is not full
+        ({"q": "cli/tool", "l": "2"}, 2),  # exactly full: counted
+        ({"q": "web", "l": "2", "o": "4"}, 1),  # a last page that is not full
+        ({"q": "web", "l": "2", "o": "7"}, 0),  # past the end: counted
+        ({"q": "nothing-matches"}, 0),
+    ],
+)
+def test_the_total_holds_however_the_page_ends(
+    catalogue: TestClient, params: dict[str, str], shown: int
+) -> None:
+    everything = _query(catalogue, **{k: v for k, v in params.items() if k == "q"}, l="100")
+    body = _query(catalogue, **params)
+    assert len(body["invoices"]) == shown
+    assert body["total"] == len(everything["invoices"])
+
+
 def test_paging_with_a_version_filter_counts_only_matches(catalogue: TestClient) -> None:
     first = _query(catalogue, v="^1", l="2")
     assert first["total"] == 3
