@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bindle_server.storage import open_stores
+from bindle_server.storage import ParcelStore, open_stores
 from bindle_server.storage.base import RecordKind
 from bindle_server.storage.cached import read_cached, stat_cached, usable
 from tests.hops import CountingExecutor
@@ -132,12 +132,18 @@ def test_a_file_status_comes_from_the_cache(tmp_path: Path) -> None:
         stat_cached(tmp_path / "other.dat")
 
 
+@pytest.fixture
+async def parcels(data_dir: Path) -> ParcelStore:
+    """The local parcel store, holding DATA."""
+    store = open_stores(str(data_dir)).parcels
+    assert await store.write(SHA, len(DATA), chunks_of(DATA))
+    return store
+
+
 @pytest.mark.anyio
 async def test_the_parcel_store_looks_up_cached_parcels_without_a_thread(
-    data_dir: Path, hops: CountingExecutor
+    parcels: ParcelStore, hops: CountingExecutor
 ) -> None:
-    parcels = open_stores(str(data_dir)).parcels
-    assert await parcels.write(SHA, len(DATA), chunks_of(DATA))
     absent = "0" * 64
     assert await parcels.missing([absent]) == {absent}  # the kernel learns it is missing
     before = hops.submitted
@@ -152,10 +158,8 @@ async def test_the_parcel_store_looks_up_cached_parcels_without_a_thread(
 
 @pytest.mark.anyio
 async def test_many_parcels_are_looked_up_in_one_thread_hop(
-    data_dir: Path, hops: CountingExecutor
+    parcels: ParcelStore, hops: CountingExecutor
 ) -> None:
-    parcels = open_stores(str(data_dir)).parcels
-    assert await parcels.write(SHA, len(DATA), chunks_of(DATA))
     absent = [f"{n:064x}" for n in range(100)]
     before = hops.submitted
     assert await parcels.stored_sizes([SHA, *absent]) == {SHA: len(DATA)}
