@@ -101,7 +101,10 @@ class SharedConnection:
         try:
             while queue.uses:
                 batch, queue.uses = queue.uses[:BATCH_LIMIT], queue.uses[BATCH_LIMIT:]
-                outcomes = await run_sync(self._run_batch, batch)
+                try:
+                    outcomes = await run_sync(self._run_batch, batch)
+                except Exception as exc:  # the connection itself failed (closed, broken)
+                    outcomes = [(False, exc)] * len(batch)
                 for use, (ok, value) in zip(batch, outcomes, strict=True):
                     if ok:
                         use.future.set_result(value)

@@ -199,3 +199,16 @@ async def test_writes_after_a_rolled_back_transaction_go_in_a_new_one(
     rows = await shared.run(lambda db: db.execute("SELECT n FROM t ORDER BY n").fetchall())
     assert rows == [(2,)]
     assert _count_elsewhere(tmp_path) == 1
+
+
+async def test_a_broken_connection_fails_its_callers_with_the_error(
+    shared: SharedConnection,
+) -> None:
+    # Against the contract (a write must not end the transaction, let alone the
+    # connection), so that the batch itself fails, not one use in it.
+    outcomes = await asyncio.gather(
+        shared.write(lambda db: db.close()),
+        shared.write(_plain_insert(1)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(outcome, sqlite3.ProgrammingError) for outcome in outcomes)
