@@ -235,9 +235,10 @@ class MirrorService(BindleService):
             return False
         found = await self.upstream.invoice(bindle_id)  # InvoiceNotFound when none has it
         await self.events.ready()
+        document = dump_invoice(found.invoice)
         token = await self._index.begin(key)
         try:
-            created = await self._invoices.create(key, dump_invoice(found.invoice))
+            created = await self._invoices.create(key, document)
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self._index.end(token)
@@ -245,7 +246,7 @@ class MirrorService(BindleService):
         if not created:  # a concurrent read stored it first
             await self._index.end(token)
             return True
-        await self._index.put(index_entry(key, found.invoice), token)
+        await self._index.put(index_entry(key, found.invoice, stored=document), token)
         _remember(self._checked, key, time.monotonic())
         log.info("mirrored invoice %s from %s", bindle_id, found.origin)
         # A change like a push: audited, and announced to webhooks and watchers.

@@ -2,30 +2,26 @@
 
 Rendering a page of 50 invoices from scratch (parse each indexed document, then write
 the whole page) was most of a query's time. Each invoice's part of the page depends on
-nothing but the invoice, so it is rendered once per worker, keyed by the indexed
-document itself (content-addressed: never stale), and a page is the head followed by
-those parts. The result reads as the same document as the whole page rendered at once
-(tests/model/test_pages.py checks it; in JSON it is the same bytes).
+nothing but the invoice, so the index keeps it, rendered when the invoice is written
+(service/indexing.py), and a page is the head followed by those parts. The result reads
+as the same document as the whole page rendered at once (tests/model/test_pages.py
+checks it; in JSON it is the same bytes).
 """
 
 from __future__ import annotations
 
-import functools
-
 from bindle_server.model.codec import Document, Format, dump_document, to_document
 from bindle_server.model.invoice import Invoice
-
-# Indexed documents larger than this are rendered every time: a few thousand entries
-# of ordinary invoices stay within a few MiB per worker, and no huge one is kept.
-_CACHED_DOCUMENT_CHARS = 32 * 1024
-_CACHED_ENTRIES = 4096
 
 
 def invoice_entry(invoice: Invoice, fmt: Format) -> bytes:
     """The invoice as one element of a page's `invoices`, in `fmt`."""
     standalone = dump_document(to_document(invoice, fmt), fmt)
-    if fmt is Format.JSON:
-        return standalone
+    return standalone if fmt is Format.JSON else toml_entry(standalone)
+
+
+def toml_entry(standalone: bytes) -> bytes:
+    """An invoice's TOML document (as model.dump_invoice writes it) as a page element."""
     # An element of an array of tables: its own `[[invoices]]` header, its keys, then its
     # tables with `invoices.` put in front of their names. (Written as a whole page, a page
     # of small invoices may come out as one inline array instead, which cannot be split.)
@@ -39,18 +35,6 @@ def invoice_entry(invoice: Invoice, fmt: Format) -> bytes:
             line = b"[invoices." + line[1:]
         lines.append(line)
     return b"\n".join(lines)
-
-
-def indexed_entry(document: str, fmt: Format) -> bytes:
-    """invoice_entry of an invoice as the index holds it (its JSON)."""
-    if len(document) > _CACHED_DOCUMENT_CHARS:
-        return invoice_entry(Invoice.model_validate_json(document), fmt)
-    return _cached_entry(document, fmt)
-
-
-@functools.lru_cache(maxsize=_CACHED_ENTRIES)
-def _cached_entry(document: str, fmt: Format) -> bytes:
-    return invoice_entry(Invoice.model_validate_json(document), fmt)
 
 
 def dump_page(head: Document, entries: list[bytes], fmt: Format) -> bytes:

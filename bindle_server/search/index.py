@@ -40,10 +40,12 @@ class InvoiceState(StrEnum):
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """What the index keeps of one invoice; `document` is the invoice as JSON.
+    """What the index keeps of one invoice.
 
-    `parcels` are the digests it lists (None leaves the recorded ones as they are, as a
-    yank does); `awaiting` are those a pending invoice still waits for.
+    `document` is the invoice as JSON and `toml_entry` as TOML, each exactly as a query
+    page lists it (model/pages.py), so a page is written from stored bytes. `parcels`
+    are the digests it lists (None leaves the recorded ones as they are, as a yank does);
+    `awaiting` are those a pending invoice still waits for.
     """
 
     key: str
@@ -56,6 +58,7 @@ class IndexEntry:
     yanked_at: float | None = None
     parcels: tuple[str, ...] | None = None
     awaiting: tuple[str, ...] = ()
+    toml_entry: str = ""
 
 
 @dataclass(frozen=True)

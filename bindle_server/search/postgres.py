@@ -111,6 +111,13 @@ MIGRATIONS: tuple[str, ...] = (
     );
     DELETE FROM filled WHERE part = 'invoices';
     """,
+    # 5: each invoice as a TOML page entry, and its JSON document as a page lists it (with
+    # nulls): pages are written from stored bytes. Refilled at the next start; until then
+    # a row without an entry is rendered from its document.
+    """
+    ALTER TABLE invoices ADD COLUMN toml_entry TEXT NOT NULL DEFAULT '';
+    DELETE FROM filled WHERE part = 'invoices';
+    """,
 )
 
 _NOW = "extract(epoch FROM clock_timestamp())"
@@ -230,8 +237,9 @@ class PostgresIndex:
             # and one round trip instead of five. The LEFT JOIN keeps the total when the
             # page is empty (an offset past the end).
             sql = (
-                f"SELECT counted.total, page.document FROM ({statements.count}) AS "
-                f"counted(total) LEFT JOIN LATERAL ({statements.page}) AS page ON true "
+                "SELECT counted.total, page.document, page.toml_entry "
+                f"FROM ({statements.count}) AS counted(total) "
+                f"LEFT JOIN LATERAL ({statements.page}) AS page ON true "
                 'ORDER BY page.bindle_id COLLATE "C"'
             )
             args = [*statements.count_args, *statements.page_args]
@@ -239,8 +247,10 @@ class PostgresIndex:
             cursor = await db.execute(sql, args)
             rows = await cursor.fetchall()
         total = int(rows[0][0]) if rows else 0
-        documents = [row[1] for row in rows if len(row) > 1 and row[1] is not None]
-        return QueryPage(total=total, documents=documents)
+        page = [row for row in rows if len(row) > 1 and row[1] is not None]
+        return QueryPage(
+            total=total, documents=[row[1] for row in page], toml_entries=[row[2] for row in page]
+        )
 
     async def clear(self) -> None:
         async with self._connection() as db, db.transaction():

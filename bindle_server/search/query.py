@@ -74,10 +74,15 @@ class Query:
 
 @dataclass(frozen=True)
 class QueryPage:
-    """One page of matches: `total` counts all of them, `documents` are this page's invoices."""
+    """One page of matches: `total` counts all of them, `documents` are this page's invoices.
+
+    `toml_entries` are the same invoices as TOML page entries, each `""` where the index
+    holds none (a PostgreSQL row from before they were kept).
+    """
 
     total: int
     documents: list[str]
+    toml_entries: list[str]
 
 
 def _integer(values: Mapping[str, str], name: str, low: int, high: int, default: int) -> int:

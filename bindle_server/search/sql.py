@@ -37,8 +37,12 @@ class QuerySql:
     page_args: list[str | int]
 
 
-def build_query(query: Query, dialect: Dialect) -> QuerySql:
-    """The statements for `query` over the `invoices` table in `dialect`."""
+def build_query(
+    query: Query, dialect: Dialect, restriction: tuple[str, str] | None = None
+) -> QuerySql:
+    """The statements for `query` over the `invoices` table in `dialect`; `restriction` is
+    one more condition and its argument (search/trigrams.py), which must not change what
+    matches, only how fast it is found."""
     mark = dialect.placeholder
     # Pending and removing invoices are never listed.
     clauses = ["state = 'committed'"] if query.yanked else ["state = 'committed'", "yanked = 0"]
@@ -56,12 +60,15 @@ def build_query(query: Query, dialect: Dialect) -> QuerySql:
         alternatives = [f"substr(name, 1, {len(p)}) = {mark}" for p in query.name_prefixes]
         clauses.append(f"({' OR '.join(alternatives)})" if alternatives else "1 = 0")
         args.extend(query.name_prefixes)
+    if restriction is not None:
+        clauses.append(restriction[0])
+        args.append(restriction[1])
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     page = None
     if query.limit:
         page = (
             # bindle_id too: a statement that embeds this one orders by it again.
-            f"SELECT document, bindle_id FROM invoices {where} "
+            f"SELECT document, toml_entry, bindle_id FROM invoices {where} "
             f"ORDER BY {dialect.order_by} LIMIT {mark} OFFSET {mark}"
         )
     return QuerySql(
@@ -73,7 +80,7 @@ def build_query(query: Query, dialect: Dialect) -> QuerySql:
 
 
 _COLUMNS = (
-    "key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document, "
+    "key, bindle_id, name, yanked, vkey, vcore, vpre, vbuild, document, toml_entry, "
     "state, created, yanked_at, touched"
 )
 
@@ -81,11 +88,12 @@ _COLUMNS = (
 def upsert_sql(dialect: Dialect, now: str) -> str:
     """Insert an entry, or update what a yank or a state change alters; `now` is the
     dialect's expression for the current time in unix seconds."""
-    marks = ", ".join([dialect.placeholder] * 12)
+    marks = ", ".join([dialect.placeholder] * 13)
     return (
         f"INSERT INTO invoices ({_COLUMNS}) VALUES ({marks}, {now}) "
         "ON CONFLICT (key) DO UPDATE SET yanked = excluded.yanked, "
-        "document = excluded.document, state = excluded.state, created = excluded.created, "
+        "document = excluded.document, toml_entry = excluded.toml_entry, "
+        "state = excluded.state, created = excluded.created, "
         "yanked_at = excluded.yanked_at, touched = excluded.touched"
     )
 
@@ -102,6 +110,7 @@ def upsert_args(entry: IndexEntry) -> tuple[str | int | float | None, ...]:
         int(bool(version.pre)),
         version.build,
         entry.document,
+        entry.toml_entry,
         entry.state.value,
         entry.created,
         entry.yanked_at,

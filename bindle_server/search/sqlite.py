@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import time
 import uuid
@@ -27,13 +28,21 @@ from bindle_server.search.sql import (
     upsert_args,
     upsert_sql,
 )
-from bindle_server.search.sqlite_schema import SCHEMA, SCHEMA_VERSION, TABLES
+from bindle_server.search.sqlite_schema import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    TABLES,
+    TRIGRAM_REBUILD,
+    TRIGRAM_SCHEMA,
+)
+from bindle_server.search.trigrams import RESTRICTION, TrigramCounts
 from bindle_server.sqlitedb import SharedConnection
 
 T = TypeVar("T")
 
 # Digests per statement when looking up many parcels (SQLite's variable limit is higher).
 _BATCH = 500
+log = logging.getLogger(__name__)
 # SQLite 3.40 (Debian 12) has no unixepoch('subsec'): from the Julian day instead.
 _NOW = "((julianday('now') - 2440587.5) * 86400.0)"
 
@@ -77,6 +86,7 @@ class SqliteIndex:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            self._trigrams = _create_trigrams(self._db)
             filled = {row[0] for row in self._db.execute("SELECT part FROM filled")}
             self.is_new = "invoices" not in filled
             self.parcels_unknown = "parcels" not in filled
@@ -144,7 +154,7 @@ class SqliteIndex:
         return stale_marks((key, token, now - since, owner) for key, token, since, owner in rows)
 
     async def query(self, query: Query) -> QueryPage:
-        return await self._run(lambda db: _run_query(db, query))
+        return await self._run(lambda db: _run_query(db, query, self._trigrams))
 
     async def clear(self) -> None:
         def work(db: sqlite3.Connection) -> None:
@@ -428,17 +438,47 @@ def _live_condemned(db: sqlite3.Connection, digests: list[str]) -> set[str]:
     return found
 
 
-def _run_query(db: sqlite3.Connection, query: Query) -> QueryPage:
-    statements = build_query(query, SQLITE)
+def _create_trigrams(db: sqlite3.Connection) -> TrigramCounts | None:
+    """Create the name trigram table (filled if new) and its counts; None where this
+    SQLite lacks FTS5's trigram tokenizer, and queries scan."""
+    had = _has_table(db, "name_trigrams")
+    db.execute("SAVEPOINT trigrams")
+    try:
+        for statement in TRIGRAM_SCHEMA:
+            db.execute(statement)
+    except sqlite3.OperationalError as error:
+        db.execute("ROLLBACK TO trigrams")
+        db.execute("RELEASE trigrams")
+        log.warning("name search scans every invoice: no FTS5 trigram tokenizer (%s)", error)
+        return None
+    db.execute("RELEASE trigrams")
+    if not had:
+        db.execute(TRIGRAM_REBUILD)
+    return TrigramCounts()
+
+
+def _has_table(db: sqlite3.Connection, name: str) -> bool:
+    found = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone()
+    return found is not None
+
+
+def _run_query(db: sqlite3.Connection, query: Query, trigrams: TrigramCounts | None) -> QueryPage:
+    match = None if trigrams is None else trigrams.match(db, query.terms)
+    statements = build_query(query, SQLITE, None if match is None else (RESTRICTION, match))
     if statements.page is None:
-        return QueryPage(total=_count(db, statements.count, statements.count_args), documents=[])
+        total = _count(db, statements.count, statements.count_args)
+        return QueryPage(total=total, documents=[], toml_entries=[])
     # The page first: a page that is not full and not empty, or the first page when it is
     # not full, says how many match without counting them. Counting scans every candidate
     # row, as a page with few matches does too: a query of one match scanned twice.
-    documents = [row[0] for row in db.execute(statements.page, statements.page_args)]
-    if len(documents) < query.limit and (documents or query.offset == 0):
-        return QueryPage(total=query.offset + len(documents), documents=documents)
-    return QueryPage(total=_count(db, statements.count, statements.count_args), documents=documents)
+    rows = db.execute(statements.page, statements.page_args).fetchall()
+    documents = [row[0] for row in rows]
+    toml_entries = [row[1] for row in rows]
+    if len(rows) < query.limit and (rows or query.offset == 0):
+        total = query.offset + len(rows)
+    else:
+        total = _count(db, statements.count, statements.count_args)
+    return QueryPage(total=total, documents=documents, toml_entries=toml_entries)
 
 
 def _count(db: sqlite3.Connection, sql: str, args: Sequence[str | int]) -> int:

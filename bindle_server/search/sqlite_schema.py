@@ -1,11 +1,23 @@
 """The embedded index's tables (search/sqlite.py): a schema of another version is dropped
 and rebuilt, since the index is derived from the stores."""
 
-SCHEMA_VERSION = 6
-TABLES = ("invoices", "pending", "parcels", "filled", "refs", "awaiting", "condemned", "leases")
+SCHEMA_VERSION = 8
+TABLES = (
+    "name_trigrams",
+    "invoices",
+    "pending",
+    "parcels",
+    "filled",
+    "refs",
+    "awaiting",
+    "condemned",
+    "leases",
+)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS invoices (
-    key       TEXT PRIMARY KEY,
+    -- An INTEGER PRIMARY KEY, which VACUUM keeps: name_trigrams refers to rows by it.
+    id        INTEGER PRIMARY KEY,
+    key       TEXT NOT NULL UNIQUE,
     bindle_id TEXT NOT NULL,  -- NAME/VERSION: results come in its byte order
     name      TEXT NOT NULL,
     yanked    INTEGER NOT NULL,
@@ -13,7 +25,8 @@ CREATE TABLE IF NOT EXISTS invoices (
     vcore     TEXT NOT NULL,  -- MAJOR.MINOR.PATCH
     vpre      INTEGER NOT NULL,
     vbuild    TEXT NOT NULL,
-    document  TEXT NOT NULL,
+    document  TEXT NOT NULL,  -- JSON, as a page lists it
+    toml_entry TEXT NOT NULL, -- TOML, as a page lists it
     state     TEXT NOT NULL,  -- committed, pending or removing (InvoiceState)
     created   REAL NOT NULL,  -- unix seconds of the host signature
     yanked_at REAL,
@@ -64,3 +77,18 @@ CREATE TABLE IF NOT EXISTS leases (
     since REAL NOT NULL
 );
 """
+
+# Substring search over names (search/trigrams.py), kept in step with `invoices` by
+# triggers. Statements of their own (a trigger holds semicolons), and optional: a SQLite
+# built without FTS5 or its trigram tokenizer (before 3.34) scans instead.
+TRIGRAM_SCHEMA = (
+    "CREATE VIRTUAL TABLE IF NOT EXISTS name_trigrams USING fts5(name, content='invoices', "
+    "content_rowid='id', tokenize='trigram case_sensitive 1', detail='none')",
+    "CREATE TRIGGER IF NOT EXISTS name_trigrams_added AFTER INSERT ON invoices BEGIN "
+    "INSERT INTO name_trigrams (rowid, name) VALUES (new.id, new.name); END",
+    "CREATE TRIGGER IF NOT EXISTS name_trigrams_removed AFTER DELETE ON invoices BEGIN "
+    "INSERT INTO name_trigrams (name_trigrams, rowid, name) "
+    "VALUES ('delete', old.id, old.name); END",
+)
+# Fills name_trigrams from `invoices`: for a table created beside existing rows.
+TRIGRAM_REBUILD = "INSERT INTO name_trigrams (name_trigrams) VALUES ('rebuild')"

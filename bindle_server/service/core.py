@@ -228,7 +228,7 @@ class BindleService(Completion, StoredInvoices, Rendering):
             return await self._resume(bindle_id, submitted)
         state = InvoiceState.PENDING if self._atomic else InvoiceState.COMMITTED
         # What it awaits goes in with it: one index transaction, not two, for a push.
-        entry = index_entry(key, invoice, state, awaiting=tuple(sorted(absent)))
+        entry = index_entry(key, invoice, state, tuple(sorted(absent)), stored=document)
         condemned = await self._index.put(entry, token)
         # Asked again after the references are recorded: a collector that removed one of
         # these parcels since the first look has either finished (the parcel is absent
@@ -303,13 +303,15 @@ class BindleService(Completion, StoredInvoices, Rendering):
         yanked = self.signing.yank(invoice)
         key = bindle_id.key
         token = await self._index.begin(key)
+        document = dump_invoice(yanked)
         try:
-            await self._invoices.replace(key, dump_invoice(yanked))
+            await self._invoices.replace(key, document)
         except BaseException:
             await self._index.end(token)
             raise
         # The parcels it lists are the same: their references stay as they are.
-        await self._index.put(replace(index_entry(key, yanked), parcels=None), token)
+        entry = index_entry(key, yanked, stored=document)
+        await self._index.put(replace(entry, parcels=None), token)
         log.info("yanked invoice %s", bindle_id)
         await self.events.record(Event.now(Action.INVOICE_YANKED, bindle=str(bindle_id)))
 

@@ -7,7 +7,15 @@ from collections import OrderedDict
 from typing import Generic, TypeVar
 
 from bindle_server.errors import InvalidInvoice
-from bindle_server.model import Format, Invoice, dump_document, parse_invoice, to_document
+from bindle_server.model import (
+    Format,
+    Invoice,
+    dump_document,
+    dump_invoice,
+    parse_invoice,
+    to_document,
+)
+from bindle_server.model.pages import toml_entry
 from bindle_server.search.index import Index, IndexEntry, InvoiceState
 from bindle_server.storage import RecordKind, Stores
 
@@ -21,15 +29,19 @@ def index_entry(
     invoice: Invoice,
     state: InvoiceState = InvoiceState.COMMITTED,
     awaiting: tuple[str, ...] = (),
+    stored: bytes | None = None,
 ) -> IndexEntry:
-    """The index entry of a stored invoice, with the parcels it lists."""
-    document = dump_document(to_document(invoice, Format.TOML), Format.JSON).decode()
+    """The index entry of a stored invoice, with the parcels it lists; `stored` is its
+    document as model.dump_invoice wrote it, when the caller has it at hand."""
+    document = dump_document(to_document(invoice, Format.JSON), Format.JSON).decode()
+    standalone = dump_invoice(invoice) if stored is None else stored
     return IndexEntry(
         key=key,
         name=invoice.bindle.name,
         version=invoice.bindle.version,
         yanked=invoice.is_yanked,
         document=document,
+        toml_entry=toml_entry(standalone).decode(),
         state=state,
         created=float(invoice.created_at or 0),
         yanked_at=None if invoice.yanked_at is None else float(invoice.yanked_at),

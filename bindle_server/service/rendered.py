@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from bindle_server.errors import InvoiceYanked
 from bindle_server.model import BindleId, Invoice
 from bindle_server.model.codec import Format, dump_document, to_document
-from bindle_server.model.pages import indexed_entry
+from bindle_server.model.pages import invoice_entry
 from bindle_server.search.index import Index
 from bindle_server.search.query import Query
 from bindle_server.service.indexing import SizedLru
@@ -95,9 +95,15 @@ class Rendering:
 
     async def query_entries(self, query: Query, fmt: Format) -> tuple[int, list[bytes]]:
         """The number of matches, and this page's invoices rendered as page entries
-        (model/pages.py): what `query` gives, without parsing what a worker rendered before."""
+        (model/pages.py): what `query` gives, written from what the index holds."""
         page = await self._index.query(query)
-        return page.total, [indexed_entry(document, fmt) for document in page.documents]
+        return page.total, [
+            # An entry the index lacks (see QueryPage) is rendered from the document.
+            invoice_entry(Invoice.model_validate_json(document), fmt)
+            if not toml
+            else (toml if fmt is Format.TOML else document).encode()
+            for document, toml in zip(page.documents, page.toml_entries, strict=True)
+        ]
 
     async def rendered_invoice(
         self, bindle_id: BindleId, fmt: Format, *, allow_yanked: bool = False

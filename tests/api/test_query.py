@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from typing import Any
 
 import pytest
 import tomli
 from fastapi.testclient import TestClient
 
+from bindle_server.model import BindleId, Format, parse_invoice, to_document
+from bindle_server.service import index_entry
 from tests.factories import make_invoice
 
 BINDLES = [
@@ -181,3 +185,35 @@ def test_query_answers_json_on_request_and_head_without_body(catalogue: TestClie
     head = catalogue.head("/_q", params={"q": "tool"})
     assert head.status_code == 200
     assert head.content == b""
+
+
+@pytest.mark.parametrize("accept", ["application/toml", "application/json"])
+def test_an_entry_indexed_without_its_page_forms_is_rendered_from_the_invoice(
+    catalogue: TestClient, accept: str
+) -> None:
+    """A PostgreSQL row from before the index kept page entries has none (migration 5):
+    its page entry is rendered from the invoice, the same as a kept one reads."""
+    headers = {"Accept": accept}
+    before = catalogue.get("/_q", params={"q": "tool"}, headers=headers)
+    service = catalogue.app.state.service  # type: ignore[attr-defined]
+    invoice = parse_invoice(catalogue.get("/_i/example.com/cli/tool/0.3.0").content)
+    kept = index_entry(BindleId.parse("example.com/cli/tool/0.3.0").key, invoice)
+    # As the index wrote it then: the JSON without nulls, no TOML entry.
+    old = json.dumps(to_document(invoice, Format.TOML))
+    assert old != kept.document
+    old_form = replace(kept, document=old, toml_entry="", parcels=None)
+    assert catalogue.portal is not None
+    catalogue.portal.call(service._index.put, old_form)
+    after = catalogue.get("/_q", params={"q": "tool"}, headers=headers)
+    assert after.status_code == 200
+    assert _without_timestamp(after) == _without_timestamp(before)
+
+
+def _without_timestamp(response: Any) -> dict[str, Any]:
+    body: dict[str, Any] = (
+        response.json()
+        if "json" in response.headers["content-type"]
+        else tomli.loads(response.text)
+    )
+    body.pop("timestamp")
+    return body

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 
 import pytest
 
-from bindle_server.model import Format, parse_invoice, to_document
+from bindle_server.model import Format, dump_invoice, parse_invoice, to_document
 from bindle_server.model.codec import dump_document
-from bindle_server.model.pages import dump_page, indexed_entry, invoice_entry
+from bindle_server.model.pages import dump_page, invoice_entry
+from bindle_server.service import index_entry
 from tests.factories import make_invoice, parcel, spin_invoice, spin_invoice_toml
 from tests.selection.invoices import multi_platform, spin_app
 
@@ -44,9 +44,13 @@ def test_a_page_of_entries_is_the_whole_page_rendered_at_once(
     }
     whole = dump_document({**head, "invoices": [to_document(i, fmt) for i in invoices]}, fmt)
     pages = [dump_page(head, [invoice_entry(i, fmt) for i in invoices], fmt)]
-    # From the index's JSON, through the per-worker cache, twice.
-    indexed = [i.model_dump_json(by_alias=True) for i in invoices]
-    pages += [dump_page(head, [indexed_entry(d, fmt) for d in indexed], fmt) for _ in range(2)]
+    # As the index keeps them, rendered from the invoice or from its stored document.
+    for stored in (False, True):
+        entries = [
+            index_entry("k", i, stored=dump_invoice(i) if stored else None) for i in invoices
+        ]
+        kept = [e.document if fmt is Format.JSON else e.toml_entry for e in entries]
+        pages.append(dump_page(head, [text.encode() for text in kept], fmt))
     for page in pages:
         if fmt is Format.JSON:
             assert page == whole
@@ -67,9 +71,9 @@ def test_small_invoices_are_never_written_as_one_inline_array() -> None:
     ]
 
 
-def test_an_entry_depends_only_on_the_document() -> None:
-    first, second = (parse_invoice(body) for body in _invoices()[:2])
-    one = indexed_entry(first.model_dump_json(by_alias=True), Format.JSON)
-    other = indexed_entry(second.model_dump_json(by_alias=True), Format.JSON)
-    assert json.loads(one)["bindle"]["name"] == first.bindle.name
-    assert json.loads(other)["bindle"]["name"] == second.bindle.name
+def test_the_indexed_document_reads_back_as_the_invoice() -> None:
+    """The index's JSON is also what `_q` users of the service parse into invoices."""
+    for body in _invoices():
+        invoice = parse_invoice(body)
+        document = index_entry("k", invoice).document
+        assert type(invoice).model_validate_json(document) == invoice

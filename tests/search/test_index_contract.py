@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
@@ -191,3 +192,20 @@ async def test_parcel_facts_are_unknown_until_a_refill_ran_to_its_end(
         assert await again.parcel_sizes([SHA_A]) == {SHA_A: 1}
     finally:
         await again.close()
+
+
+async def test_a_page_gives_each_invoice_as_stored_in_both_formats(index: Index) -> None:
+    """Pages are written from the entries kept at write time (model/pages.py); one put
+    without a TOML entry (a PostgreSQL row from before they were kept) gives ``""``."""
+    for version in ("1.0.0", "2.0.0"):
+        kept = entry("app", version)
+        await index.put(replace(kept, toml_entry=f"[[invoices]]\nversion = {version!r}"))
+    await index.put(entry("app", "3.0.0"))
+    page = await index.query(Query(terms=("app",)))
+    assert ids(page.documents) == ["app/1.0.0", "app/2.0.0", "app/3.0.0"]
+    assert page.toml_entries == [
+        "[[invoices]]\nversion = '1.0.0'",
+        "[[invoices]]\nversion = '2.0.0'",
+        "",
+    ]
+    assert (await index.query(Query(limit=0))).toml_entries == []
