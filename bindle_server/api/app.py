@@ -185,8 +185,8 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics_router)
     app.include_router(docs.router)
-    # First of all routes: they answer invoice creates and reads, the hot paths.
-    app.router.routes[:0] = invoices.hot_routes(API_PREFIX)
+    # First of all routes: they answer invoice creates and reads and `_q`, the hot paths.
+    app.router.routes[:0] = [*invoices.hot_routes(API_PREFIX), *query.hot_routes(API_PREFIX)]
     install_web(app)
     return app
 

@@ -1,6 +1,6 @@
-"""Invoice creates and reads are served by plain Starlette routes ahead of the FastAPI ones
-(api/routes/invoices.hot_routes), without FastAPI's per-request dependency solving; the
-OpenAPI document still describes them."""
+"""Invoice creates and reads and `_q` are served by plain Starlette routes ahead of the
+FastAPI ones (api/hot.py), without FastAPI's per-request dependency solving; the OpenAPI
+document still describes them."""
 
 from __future__ import annotations
 
@@ -42,11 +42,11 @@ def client(settings_factory: Callable[..., Settings]) -> Iterator[TestClient]:
         yield api
 
 
-def test_creates_and_reads_skip_fastapis_dependency_solving(
+def test_creates_reads_and_queries_skip_fastapis_dependency_solving(
     client: TestClient, solved: list[str]
 ) -> None:
-    assert client.get("/_q").status_code == 200
-    assert solved == ["/v1/_q"]  # FastAPI's routes still solve theirs
+    assert client.get("/bindle-keys").status_code == 200
+    assert solved == ["/v1/bindle-keys"]  # FastAPI's routes still solve theirs
 
     created = client.post("/_i", content=INVOICE, headers={"Content-Type": "application/toml"})
     assert created.status_code == 201
@@ -63,7 +63,15 @@ def test_creates_and_reads_skip_fastapis_dependency_solving(
     etag = answered.headers["ETag"]
     assert client.get(path, headers={"If-None-Match": etag}).status_code == 304
     assert client.get("/_i/example.com/fast/9.9.9").status_code == 404
-    assert solved == ["/v1/_q"]
+
+    found = client.get("/_q", params={"q": "fast"})
+    assert found.status_code == 200
+    assert b'name = "example.com/fast"' in found.content
+    assert client.head("/_q").status_code == 200
+    bad = client.get("/_q", params={"l": "256"})
+    assert bad.status_code == 400
+    assert bad.content.startswith(b"error = ")
+    assert solved == ["/v1/bindle-keys"]
 
 
 def test_other_methods_on_the_same_path_reach_the_fastapi_routes(client: TestClient) -> None:
@@ -79,13 +87,19 @@ def test_the_openapi_document_still_describes_reads(client: TestClient) -> None:
     document = client.get("http://testserver/openapi.json").json()
     operations = document["paths"]["/v1/_i/{path}"]
     assert {"get", "head", "post", "delete"} <= set(operations)
+    assert {"get", "head"} <= set(document["paths"]["/v1/_q"])
+    assert "q" in {
+        parameter["name"] for parameter in document["paths"]["/v1/_q"]["get"]["parameters"]
+    }
 
 
 def test_request_metrics_name_the_routes_templates(client: TestClient) -> None:
     created = client.post("/_i", content=INVOICE, headers={"Content-Type": "application/toml"})
     assert created.status_code == 201
     assert client.get("/_i/example.com/fast/1.0.0").status_code == 200
+    assert client.get("/_q").status_code == 200
     exposed = client.get("http://testserver/metrics").text
     requests = [line for line in exposed.splitlines() if line.startswith("bindle_http_requests")]
     assert any('route="/v1/_i"' in line and 'method="POST"' in line for line in requests)
     assert any('route="/v1/_i/{path:path}"' in line and 'method="GET"' in line for line in requests)
+    assert any('route="/v1/_q"' in line and 'method="GET"' in line for line in requests)

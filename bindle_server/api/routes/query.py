@@ -7,9 +7,11 @@ import time
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from bindle_server.api.auth import AccessDep
 from bindle_server.api.deps import ServiceDep, SettingsDep
+from bindle_server.api.hot import HotRoute
 from bindle_server.api.openapi import query_parameters, responses
 from bindle_server.api.responses import encoded_response, response_format
 from bindle_server.auth import Verb
@@ -83,3 +85,8 @@ async def query_invoices(
         "timestamp": int(time.time()),
     }
     return encoded_response(request, dump_page(head, entries, fmt), fmt)
+
+
+def hot_routes(prefix: str) -> list[Route]:
+    """`_q` ahead of its FastAPI route (api/hot.py)."""
+    return [HotRoute(f"{prefix}/_q", query_invoices, methods=["GET", "HEAD"])]
