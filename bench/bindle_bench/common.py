@@ -34,6 +34,8 @@ UPLOAD_VS_HASHLIB: Final = 0.5
 DOWNLOAD_MIB_S: Final = 1024.0
 RSS_GROWTH_MIB: Final = 100.0
 QUERY_P99_MS: Final = 10.0
+STRICT_ONE_P99_MS: Final = 3.0  # issue 16: strict `_q` of one match, c=1
+TERM_PAGE_P99_MS: Final = 5.0  # issue 16: `_q` of 100 matches, l=50, c=1
 STARTUP_S: Final = 1.0
 STARTUP_AT_INVOICES: Final = 10_000
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 import httpx
 
 from bindle_bench.common import BenchError
-from bindle_bench.invoices import QUERY_GROUPS, QUERY_RANGE, corpus_in_range
+from bindle_bench.invoices import QUERY_GROUPS, QUERY_RANGE, corpus_in_range, corpus_name
 from bindle_bench.server import EngineCpu, RssSampler, Server
 
 QUERY_WARMUP: Final = 20  # unmeasured queries before the measured ones
@@ -28,20 +28,31 @@ class QuerySpec:
     expected_total: int
 
 
+STRICT_ONE: Final = "strict, 1 match"
+TERM_PAGE: Final = "term,l=50"
+
+
 def query_specs(count: int, invoices: int) -> Iterator[QuerySpec]:
-    """A repeating mix: one name term (~1 %), the term plus a SemVer range, an empty query."""
+    """A repeating mix: one name term (~1 %, a page of 50), the term plus a SemVer range, an
+    empty query, and a whole name (strict, one match), as issue 16 states its targets."""
     for number in range(count):
         group = (number * 37) % QUERY_GROUPS
         term = f"grp{group:02d}x"
         members = range(group, invoices, QUERY_GROUPS)
-        kind = number % 3
+        kind = number % 4
         if kind == 0:
-            yield QuerySpec("term", {"q": term}, len(members))
+            yield QuerySpec(TERM_PAGE, {"q": term, "l": "50"}, len(members))
         elif kind == 1:
             in_range = sum(1 for i in members if corpus_in_range(i))
             yield QuerySpec("term+range", {"q": term, "v": QUERY_RANGE}, in_range)
-        else:
+        elif kind == 2:
             yield QuerySpec("empty,l=50", {"q": "", "l": "50"}, -1)  # -1: at least `invoices`
+        else:
+            # From the last nine tenths: no stored name extends these (pkg123 -> pkg1234).
+            first = invoices // 10
+            index = first + (number * 7919) % max(1, invoices - first)
+            params = {"q": corpus_name(index), "strict": "true"}
+            yield QuerySpec(STRICT_ONE, params, 1)
 
 
 @dataclass
