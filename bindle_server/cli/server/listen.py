@@ -15,7 +15,7 @@ from typing import Any
 import typer
 import uvicorn
 
-from bindle_server.cli.server import prefork
+from bindle_server.cli.server import arenas, prefork
 from bindle_server.config import Settings
 
 BACKLOG = 2048  # uvicorn's default
@@ -49,6 +49,7 @@ def bind(settings: Settings) -> socket.socket:
 
 def run(app: Any, sock: socket.socket, workers: int, **options: Any) -> None:
     """Serve `app` (an ASGI app, or a factory's import path with workers > 1) on `sock`."""
+    arenas.limit_arenas()  # before the workers fork and any thread allocates
     if workers == 1:
         # uvicorn re-raises the Ctrl-C it handled once it has shut down (uvicorn.run
         # swallows it the same way).
