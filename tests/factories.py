@@ -127,3 +127,18 @@ def as_submitted(document: dict[str, Any]) -> dict[str, Any]:
         stripped["signature"] = signatures
     stripped.pop("yankedSignature", None)
     return stripped
+
+
+def varied_invoices() -> list[bytes]:
+    """Invoices of every shape: groups and conditions, features, annotations, many parcels,
+    none, and names and labels beyond ASCII."""
+    from tests.selection.invoices import multi_platform, spin_app
+
+    spin, _ = spin_invoice()
+    return [
+        spin_invoice_toml(spin),
+        multi_platform().toml(),
+        spin_app().toml(),
+        make_invoice("example.com/plain", "0.1.0").toml(),
+        make_invoice("example.com/unicode", "2.0.0", [parcel('é ü 日本 "q"')]).toml(),
+    ]

@@ -6,6 +6,7 @@ from bindle_server.model.codec import (
     dump_document,
     dump_invoice,
     error_document,
+    nested_toml,
     parse_invoice,
     to_document,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "error_document",
     "invoice_key",
     "is_sha256",
+    "nested_toml",
     "parse_invoice",
     "to_document",
 ]

@@ -105,6 +105,25 @@ def dump_invoice(invoice: Invoice, fmt: Format = Format.TOML) -> bytes:
     return dump_document(to_document(invoice, fmt), fmt)
 
 
+def nested_toml(standalone: bytes, table: str, *, array: bool = False) -> bytes:
+    """A TOML document written by dump_document, as the table `table` of another one (an
+    element of the array of tables `table` when `array`), without parsing or rendering it
+    again: its header, then its own keys, then its tables with `table.` put in front of
+    their names. It goes after the other document's top-level keys.
+    """
+    # At the start of a line, `[` only ever opens a table header: the writer puts array
+    # items on indented lines and writes no multi-line strings.
+    prefix = table.encode() + b"."
+    lines = [b"[[" + table.encode() + b"]]" if array else b"[" + table.encode() + b"]"]
+    for line in standalone.split(b"\n"):
+        if line.startswith(b"[["):
+            line = b"[[" + prefix + line[2:]
+        elif line.startswith(b"["):
+            line = b"[" + prefix + line[1:]
+        lines.append(line)
+    return b"\n".join(lines)
+
+
 def error_document(message: str) -> bytes:
     """The spec's error body: a TOML document with a single `error` string."""
     return tomli_w.dumps({"error": message}).encode()

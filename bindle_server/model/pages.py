@@ -10,7 +10,7 @@ checks it; in JSON it is the same bytes).
 
 from __future__ import annotations
 
-from bindle_server.model.codec import Document, Format, dump_document, to_document
+from bindle_server.model.codec import Document, Format, dump_document, nested_toml, to_document
 from bindle_server.model.invoice import Invoice
 
 
@@ -22,19 +22,9 @@ def invoice_entry(invoice: Invoice, fmt: Format) -> bytes:
 
 def toml_entry(standalone: bytes) -> bytes:
     """An invoice's TOML document (as model.dump_invoice writes it) as a page element."""
-    # An element of an array of tables: its own `[[invoices]]` header, its keys, then its
-    # tables with `invoices.` put in front of their names. (Written as a whole page, a page
-    # of small invoices may come out as one inline array instead, which cannot be split.)
-    # At the start of a line, `[` only ever opens a table header: the writer puts array
-    # items on indented lines and writes no multi-line strings.
-    lines = [b"[[invoices]]"]
-    for line in standalone.split(b"\n"):
-        if line.startswith(b"[["):
-            line = b"[[invoices." + line[2:]
-        elif line.startswith(b"["):
-            line = b"[invoices." + line[1:]
-        lines.append(line)
-    return b"\n".join(lines)
+    # Each one a `[[invoices]]` table: written as a whole page, a page of small invoices
+    # may come out as one inline array instead, which cannot be split.
+    return nested_toml(standalone, "invoices", array=True)
 
 
 def dump_page(head: Document, entries: list[bytes], fmt: Format) -> bytes:

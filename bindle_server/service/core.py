@@ -78,10 +78,12 @@ _KNOWN_VISIBLE = 65_536
 
 @dataclass(frozen=True)
 class CreatedInvoice:
-    """The stored invoice and the labels of its parcels that are not stored yet."""
+    """The stored invoice and the labels of its parcels that are not stored yet; `stored`
+    is its TOML as written (model.dump_invoice), when this call wrote it."""
 
     invoice: Invoice
     missing: list[Label]
+    stored: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ class BindleService(Completion, StoredInvoices, Rendering):
             len(missing),
             ", pending" if self._atomic and missing else "",
         )
-        return CreatedInvoice(invoice, missing)
+        return CreatedInvoice(invoice, missing, document)
 
     def _check_limits(self, invoice: Invoice) -> None:
         if invoice.is_yanked:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import tomli
 from fastapi.testclient import TestClient
 
-from tests.factories import as_submitted, make_invoice, parcel
+from bindle_server.model import Format, dump_document, parse_invoice, to_document
+from tests.factories import as_submitted, make_invoice, parcel, varied_invoices
 
 TOML = {"Content-Type": "application/toml"}
 
@@ -314,3 +316,23 @@ def test_a_large_invoice_is_served_fresh_after_a_yank(api: TestClient) -> None:
     assert api.delete(f"/_i/{doc.bindle_id}").status_code == 200
     assert api.get(f"/_i/{doc.bindle_id}").status_code == 403
     assert api.get(f"/_i/{doc.bindle_id}@{first.sha256}").status_code == 403
+
+
+@pytest.mark.parametrize("number", range(len(varied_invoices())))
+def test_a_create_answers_the_invoice_as_stored_whatever_its_shape(
+    api: TestClient, number: int
+) -> None:
+    """The TOML answer is cut from the stored bytes (model.nested_toml), not rendered
+    again: it reads as the whole answer rendered at once, missing parcels included."""
+    submitted = parse_invoice(varied_invoices()[number])
+    response = api.post("/_i", content=varied_invoices()[number], headers=TOML)
+    assert response.status_code in (201, 202)
+    path = f"/_i/{submitted.bindle.name}/{submitted.bindle.version}"
+    stored = parse_invoice(api.get(path).content)
+    missing = list(stored.labels)
+    whole = {
+        "invoice": to_document(stored, Format.TOML),
+        "missing": [to_document(label, Format.TOML) for label in missing],
+    }
+    assert tomli.loads(response.text) == tomli.loads(dump_document(whole, Format.TOML).decode())
+    assert (response.status_code == 202) == bool(missing)

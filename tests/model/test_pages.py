@@ -10,19 +10,7 @@ from bindle_server.model import Format, dump_invoice, parse_invoice, to_document
 from bindle_server.model.codec import dump_document
 from bindle_server.model.pages import dump_page, invoice_entry
 from bindle_server.service import index_entry
-from tests.factories import make_invoice, parcel, spin_invoice, spin_invoice_toml
-from tests.selection.invoices import multi_platform, spin_app
-
-
-def _invoices() -> list[bytes]:
-    spin, _ = spin_invoice()
-    return [
-        spin_invoice_toml(spin),
-        multi_platform().toml(),
-        spin_app().toml(),
-        make_invoice("example.com/plain", "0.1.0").toml(),
-        make_invoice("example.com/unicode", "2.0.0", [parcel('é ü 日本 "q"')]).toml(),
-    ]
+from tests.factories import make_invoice, varied_invoices
 
 
 @pytest.mark.parametrize("fmt", [Format.TOML, Format.JSON])
@@ -31,7 +19,7 @@ def _invoices() -> list[bytes]:
 def test_a_page_of_entries_is_the_whole_page_rendered_at_once(
     fmt: Format, query: str | None, count: int
 ) -> None:
-    invoices = [parse_invoice(body) for body in _invoices()[:count]]
+    invoices = [parse_invoice(body) for body in varied_invoices()[:count]]
     head = {
         "query": query,
         "strict": True,
@@ -73,7 +61,7 @@ def test_small_invoices_are_never_written_as_one_inline_array() -> None:
 
 def test_the_indexed_document_reads_back_as_the_invoice() -> None:
     """The index's JSON is also what `_q` users of the service parse into invoices."""
-    for body in _invoices():
+    for body in varied_invoices():
         invoice = parse_invoice(body)
         document = index_entry("k", invoice).document
         assert type(invoice).model_validate_json(document) == invoice
