@@ -9,6 +9,10 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="glibc's malloc_stats counts the arenas"
+)
+
 # Eight threads allocate large buffers at once, then glibc lists its arenas on stderr.
 _PROGRAM = """
 import ctypes, sys, threading
@@ -39,7 +43,6 @@ def _arenas(mode: str, **env: str) -> tuple[int, str]:
     return done.stderr.count("Arena "), done.stdout.strip()
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_stats")
 def test_threads_share_two_arenas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.delenv("GLIBC_TUNABLES", raising=False)

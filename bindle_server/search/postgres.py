@@ -113,9 +113,21 @@ MIGRATIONS: tuple[str, ...] = (
     """,
     # 5: each invoice as a TOML page entry, and its JSON document as a page lists it (with
     # nulls): pages are written from stored bytes. Refilled at the next start; until then
-    # a row without an entry is rendered from its document.
+    # a row without an entry is rendered from its document. A node still on the code
+    # before this updates the document alone (a yank): the trigger then drops the entry,
+    # which has gone stale, rather than list the invoice unyanked.
     """
     ALTER TABLE invoices ADD COLUMN toml_entry TEXT NOT NULL DEFAULT '';
+    CREATE FUNCTION invoices_entry_follows_document() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF NEW.document IS DISTINCT FROM OLD.document
+                AND NEW.toml_entry = OLD.toml_entry THEN
+            NEW.toml_entry := '';
+        END IF;
+        RETURN NEW;
+    END $$;
+    CREATE TRIGGER invoices_entry_follows_document BEFORE UPDATE ON invoices
+        FOR EACH ROW EXECUTE FUNCTION invoices_entry_follows_document();
     DELETE FROM filled WHERE part = 'invoices';
     """,
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 import time
@@ -32,8 +33,10 @@ from bindle_server.search.sqlite_schema import (
     SCHEMA,
     SCHEMA_VERSION,
     TABLES,
+    TRIGRAM_CHECK,
     TRIGRAM_REBUILD,
     TRIGRAM_SCHEMA,
+    TRIGRAM_TRIGGERS,
 )
 from bindle_server.search.trigrams import RESTRICTION, TrigramCounts
 from bindle_server.sqlitedb import SharedConnection
@@ -82,7 +85,10 @@ class SqliteIndex:
             # queries; an index of another schema is derived data: dropped and rebuilt.
             if found_version != SCHEMA_VERSION:
                 for table in TABLES:
-                    self._db.execute(f"DROP TABLE IF EXISTS {table}")
+                    # A SQLite without FTS5 cannot drop name_trigrams: it stays, unfilled
+                    # (see _create_trigrams).
+                    with contextlib.suppress(sqlite3.OperationalError):
+                        self._db.execute(f"DROP TABLE IF EXISTS {table}")
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
@@ -439,27 +445,28 @@ def _live_condemned(db: sqlite3.Connection, digests: list[str]) -> set[str]:
 
 
 def _create_trigrams(db: sqlite3.Connection) -> TrigramCounts | None:
-    """Create the name trigram table (filled if new) and its counts; None where this
-    SQLite lacks FTS5's trigram tokenizer, and queries scan."""
-    had = _has_table(db, "name_trigrams")
+    """Create the name trigram table and its triggers, fill it unless `filled` says it is
+    in step, and return its counts; None where this SQLite cannot use it: queries scan."""
     db.execute("SAVEPOINT trigrams")
     try:
         for statement in TRIGRAM_SCHEMA:
             db.execute(statement)
+        db.execute(TRIGRAM_CHECK).fetchall()
     except sqlite3.OperationalError as error:
         db.execute("ROLLBACK TO trigrams")
         db.execute("RELEASE trigrams")
+        # A table that another SQLite made stays, without the triggers that would fail
+        # every write here; the next SQLite that can read it refills it.
+        for trigger in TRIGRAM_TRIGGERS:
+            db.execute(f"DROP TRIGGER IF EXISTS {trigger}")
+        db.execute("DELETE FROM filled WHERE part = 'trigrams'")
         log.warning("name search scans every invoice: no FTS5 trigram tokenizer (%s)", error)
         return None
     db.execute("RELEASE trigrams")
-    if not had:
+    if db.execute("SELECT 1 FROM filled WHERE part = 'trigrams'").fetchone() is None:
         db.execute(TRIGRAM_REBUILD)
+        db.execute("INSERT INTO filled (part) VALUES ('trigrams')")
     return TrigramCounts()
-
-
-def _has_table(db: sqlite3.Connection, name: str) -> bool:
-    found = db.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (name,)).fetchone()
-    return found is not None
 
 
 def _run_query(db: sqlite3.Connection, query: Query, trigrams: TrigramCounts | None) -> QueryPage:

@@ -23,6 +23,9 @@ PROBE = 512
 """Counts stop here: a trigram in this many names or more leaves the query to the scan,
 which finds a page of common matches at the start of its walk."""
 COUNTS_SECONDS = 60.0
+PROBED = 32
+"""Trigrams looked at per query at most, spread over its terms: a URL may hold terms of
+any length, and a probe holds the index's connection. Any subset restricts correctly."""
 _COUNTS_KEPT = 16_384
 _CANDIDATES = 2
 
@@ -34,9 +37,10 @@ RESTRICTION = "id IN (SELECT rowid FROM name_trigrams WHERE name_trigrams MATCH 
 
 
 def term_trigrams(terms: Sequence[str]) -> list[str]:
-    """Every distinct trigram of the terms long enough to have one, in order of appearance."""
+    """Every distinct trigram of the terms long enough to have one, in order of appearance,
+    but those holding a NUL, which FTS5 cannot read in a query (and no name holds)."""
     found = (term[start : start + 3] for term in terms for start in range(len(term) - 2))
-    return list(dict.fromkeys(found))
+    return [trigram for trigram in dict.fromkeys(found) if "\x00" not in trigram]
 
 
 def match_expression(trigrams: Sequence[str]) -> str:
@@ -59,6 +63,7 @@ class TrigramCounts:
         trigrams = term_trigrams(terms)
         if not trigrams:
             return None
+        trigrams = trigrams[:: -(-len(trigrams) // PROBED)]  # PROBED at most
         now = time.monotonic()
         counted = sorted((self._count(db, trigram, now), trigram) for trigram in trigrams)
         rare = [trigram for count, trigram in counted[:_CANDIDATES] if count < PROBE]

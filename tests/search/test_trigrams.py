@@ -13,7 +13,13 @@ import pytest
 
 from bindle_server.search import IndexEntry, Query, sqlite_schema
 from bindle_server.search.sqlite import SqliteIndex, _run_query
-from bindle_server.search.trigrams import PROBE, TrigramCounts, match_expression, term_trigrams
+from bindle_server.search.trigrams import (
+    PROBE,
+    PROBED,
+    TrigramCounts,
+    match_expression,
+    term_trigrams,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -86,6 +92,44 @@ async def test_term_queries_answer_as_the_names_say(
         assert _ids(page.documents) == matching[offset : offset + 50]
 
 
+@pytest.mark.parametrize("terms", [("app-1",), ("team1",), ("app-1", "team1"), ("日本語",)])
+async def test_terms_combine_with_yanked_and_readable_prefixes(
+    index: SqliteIndex, terms: tuple[str, ...]
+) -> None:
+    listed = [*(f"{name}/1.0.0" for name in NAMES), "example.com/team1/app-1/2.0.0"]
+    prefixes = ("example.com/team1/", "example.com/日本語/")
+    matching = sorted(
+        (
+            bindle
+            for bindle in listed
+            if all(term in bindle.rsplit("/", 1)[0] for term in terms)
+            and bindle.startswith(prefixes)
+        ),
+        key=str.encode,
+    )
+    query = Query(terms=terms, yanked=True, name_prefixes=prefixes, limit=255)
+    page = await index.query(query)
+    assert page.total == len(matching)
+    assert _ids(page.documents) == matching
+    if "app-1" in terms:
+        assert "example.com/team1/app-1/2.0.0" in matching  # the yanked one
+
+
+@pytest.mark.parametrize("term", ["ab\x00", "\x00\x00\x00", "app-1\x00", "x" * 4000, "日" * 2000])
+async def test_terms_no_name_can_hold_match_nothing_cheaply(
+    index: SqliteIndex, term: str, tmp_path: Path
+) -> None:
+    """A NUL cannot be read by FTS5 and a term longer than any name has thousands of
+    trigrams: neither is an error, and at most PROBED trigrams are probed."""
+    page = await index.query(Query(terms=(term,)))
+    assert (page.total, page.documents) == (0, [])
+    statements: list[str] = []
+    with sqlite3.connect(tmp_path / "index.sqlite3") as db:
+        db.set_trace_callback(statements.append)
+        TrigramCounts().match(db, (term,))
+    assert len(statements) <= PROBED
+
+
 async def test_stale_counts_never_hide_a_match(index: SqliteIndex) -> None:
     """A trigram counted in no name, then written: its name is found all the same."""
     assert (await index.query(Query(terms=("qqqzzz",)))).total == 0
@@ -130,29 +174,35 @@ async def test_a_rare_term_reads_its_candidates_and_a_common_one_scans(
 
 
 def test_match_expressions_quote_each_trigram() -> None:
-    assert term_trigrams(["abcd", "bcd", "xy"]) == ["abc", "bcd"]
+    assert term_trigrams(["abcd", "bcd", "xy", "a\x00bcd"]) == ["abc", "bcd"]
     assert match_expression(['a"b', "AND"]) == '"a""b" AND "AND"'
 
 
-async def test_an_index_without_trigrams_fills_them_when_opened(tmp_path: Path) -> None:
-    """An index written where the table was missing (an older SQLite) gets it filled."""
+async def test_what_a_sqlite_without_trigrams_wrote_is_refilled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A SQLite that cannot read the table drops its triggers and writes on; the next one
+    that can read it refills it, so names written meanwhile are found."""
     path = tmp_path / "index.sqlite3"
     first = SqliteIndex(str(path))
     await first.put(_entry("example.com/early-bird"))
     await first.close()
-    with sqlite3.connect(path) as db:
-        db.execute("DROP TRIGGER name_trigrams_added")
-        db.execute("DROP TRIGGER name_trigrams_removed")
-        db.execute("DROP TABLE name_trigrams")
+    with monkeypatch.context() as patched:
+        patched.setattr("bindle_server.search.sqlite.TRIGRAM_CHECK", "SELECT nonesuch FROM filled")
+        degraded = SqliteIndex(str(path))
+        await degraded.put(_entry("example.com/late-owl"))
+        assert (await degraded.query(Query(terms=("late-owl",)))).total == 1
+        await degraded.close()
     reopened = SqliteIndex(str(path))
     try:
-        page = await reopened.query(Query(terms=("early-bird",)))
-        assert _ids(page.documents) == ["example.com/early-bird/1.0.0"]
+        for term in ("early-bird", "late-owl"):
+            page = await reopened.query(Query(terms=(term,)))
+            assert _ids(page.documents) == [f"example.com/{term}/1.0.0"]
     finally:
         await reopened.close()
     with sqlite3.connect(path) as db:
         found = db.execute(
-            "SELECT rowid FROM name_trigrams WHERE name_trigrams MATCH ?", ('"y-b"',)
+            "SELECT rowid FROM name_trigrams WHERE name_trigrams MATCH ?", ('"owl"',)
         ).fetchall()
         assert len(found) == 1
         db.execute("INSERT INTO name_trigrams (name_trigrams, rank) VALUES ('integrity-check', 1)")
