@@ -58,6 +58,9 @@ class Query:
                 )
             if name in values:
                 raise InvalidQuery(f"query parameter {raw_name!r} is given more than once")
+            if "\x00" in value:
+                # No name or version holds one, and PostgreSQL refuses it in text.
+                raise InvalidQuery(f"query parameter {raw_name!r} must not contain a NUL")
             values[name] = value
         text = values.get("q", "")
         version = values.get("v", "")

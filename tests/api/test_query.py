@@ -168,7 +168,16 @@ def test_yanked_bindles_are_hidden_unless_asked_for(catalogue: TestClient) -> No
 
 @pytest.mark.parametrize(
     "params",
-    [{"l": "256"}, {"l": "-1"}, {"o": "x"}, {"strict": "yes"}, {"yanked": "1"}, {"page": "2"}],
+    [
+        {"l": "256"},
+        {"l": "-1"},
+        {"o": "x"},
+        {"strict": "yes"},
+        {"yanked": "1"},
+        {"page": "2"},
+        {"q": "ab\x00"},
+        {"v": "1.0.0\x00"},
+    ],
 )
 def test_bad_parameters_return_400(catalogue: TestClient, params: dict[str, str]) -> None:
     response = catalogue.get("/_q", params=params)
