@@ -1,5 +1,6 @@
-"""PostgreSQL migration 5: a node still on the code before it (rolling upgrades) updates
-an invoice's document alone; the stale TOML page entry is dropped, not served."""
+"""PostgreSQL schema: `bindle-server migrate`, and migration 5, after which a node still on
+the code before it (rolling upgrades) that updates a document alone leaves no stale TOML
+page entry served."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import pytest
 
 from bindle_server.search import IndexEntry, Query
 from bindle_server.search.postgres import PostgresIndex
+from bindle_server.search.postgres_schema import MIGRATIONS
+from tests.servers import run_command
 
 pytestmark = pytest.mark.anyio
 
@@ -49,3 +52,17 @@ async def test_an_update_by_an_older_node_drops_the_stale_entry(postgres_url: st
         assert page.toml_entries == [""]  # rendered from the document instead
     finally:
         await index.close()
+
+
+def test_migrate_applies_every_migration_once(postgres_url: str) -> None:
+    """`bindle-server migrate` brings a new database to the newest schema, then finds it
+    up to date."""
+    latest = len(MIGRATIONS)
+    first = run_command("migrate", "--index", postgres_url)
+    assert first.returncode == 0, first.stderr
+    applied = ", ".join(str(version) for version in range(1, latest + 1))
+    assert (
+        first.stdout.strip() == f"index schema at version {latest}: applied migration(s) {applied}"
+    )
+    again = run_command("migrate", "--index", postgres_url)
+    assert again.stdout.strip() == f"index schema at version {latest}: up to date"

@@ -119,7 +119,8 @@ def _local_path(url: str) -> Path | None:
 
 
 async def _migrate(index_url: str) -> tuple[list[int], int]:
-    from bindle_server.search.postgres import MIGRATIONS, PostgresIndex
+    from bindle_server.search.postgres import PostgresIndex
+    from bindle_server.search.postgres_schema import MIGRATIONS
     from bindle_server.search.registry import check_index_url
 
     check_index_url(index_url)
