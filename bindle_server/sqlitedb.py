@@ -55,8 +55,8 @@ class SharedConnection:
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
-        # Held by the thread running a batch; also for whoever uses `db` outside `run`.
-        self.lock = threading.Lock()
+        # Held by the thread running a batch: batches of two event loops never overlap.
+        self._lock = threading.Lock()
         # Per loop: a process normally has one, but tests and commands may run several.
         self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Queue] = (
             weakref.WeakKeyDictionary()
@@ -122,7 +122,7 @@ class SharedConnection:
 
     def _run_batch(self, batch: list[_Use[Any]]) -> list[_Outcome]:
         outcomes: list[_Outcome] = []
-        with self.lock:
+        with self._lock:
             start = 0
             while start < len(batch):
                 end = start + 1

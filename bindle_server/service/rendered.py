@@ -97,13 +97,8 @@ class Rendering:
         """The number of matches, and this page's invoices rendered as page entries
         (model/pages.py): what `query` gives, written from what the index holds."""
         page = await self._index.query(query)
-        return page.total, [
-            # An entry the index lacks (see QueryPage) is rendered from the document.
-            invoice_entry(Invoice.model_validate_json(document), fmt)
-            if not toml
-            else (toml if fmt is Format.TOML else document).encode()
-            for document, toml in zip(page.documents, page.toml_entries, strict=True)
-        ]
+        entries = zip(page.documents, page.toml_entries, strict=True)
+        return page.total, [_page_entry(document, toml, fmt) for document, toml in entries]
 
     async def rendered_invoice(
         self, bindle_id: BindleId, fmt: Format, *, allow_yanked: bool = False
@@ -123,3 +118,10 @@ class Rendering:
         if mark is not None:
             self._rendered.put(bindle_id.key, fmt, mark, rendered)
         return rendered
+
+
+def _page_entry(document: str, toml_entry: str, fmt: Format) -> bytes:
+    """An indexed invoice as a page lists it in `fmt`, from the forms the index keeps."""
+    if not toml_entry:  # a row indexed before the index kept them (see QueryPage)
+        return invoice_entry(Invoice.model_validate_json(document), fmt)
+    return (toml_entry if fmt is Format.TOML else document).encode()
